@@ -1,0 +1,66 @@
+"""MLP and the TD-MPC critic block. Module attribute names match the original rolf code (`fcs`), so the
+state_dict keys of the original checkpoints load onto these modules unchanged."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU}
+
+
+def activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
+
+
+def orthogonal_init_(linear: nn.Linear, gain: float = 1.0) -> None:
+    nn.init.orthogonal_(linear.weight, gain=gain)
+    nn.init.zeros_(linear.bias)
+
+
+class MLP(nn.Module):
+    """Linear-act-...-Linear with no final activation; orthogonal init (gain 1), zero bias.
+
+    `small_weight` re-initialises the last layer with gain 0.01 (TD-MPC's reward/Q heads).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dims: list[int] | tuple[int, ...] = (), act: str = "elu",
+                 small_weight: bool = False):
+        super().__init__()
+        dims = [in_dim, *hidden_dims, out_dim]
+        layers: list[nn.Module] = []
+        for i in range(len(dims) - 1):
+            layers.append(nn.Linear(dims[i], dims[i + 1]))
+            if i < len(dims) - 2:
+                layers.append(activation(act))
+        self.fcs = nn.Sequential(*layers)
+        for layer in self.fcs:
+            if isinstance(layer, nn.Linear):
+                orthogonal_init_(layer)
+        if small_weight:
+            orthogonal_init_(self.fcs[-1], gain=0.01)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fcs(x)
+
+
+class Critic(nn.Module):
+    """n independent heads: Linear(in, U) -> LayerNorm -> Tanh -> MLP(U, 1, [U]*(K-1), small_weight).
+
+    forward returns a tuple of n tensors of shape (...,) (the trailing 1 squeezed).
+    """
+
+    def __init__(self, in_dim: int, hidden_dims: list[int], n_heads: int = 1, act: str = "elu"):
+        super().__init__()
+        u = hidden_dims[0]
+        self.fcs = nn.ModuleList(
+            nn.Sequential(nn.Linear(in_dim, u), nn.LayerNorm(u), nn.Tanh(), MLP(u, 1, hidden_dims[1:], act, small_weight=True))
+            for _ in range(n_heads)
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(head(x).squeeze(-1) for head in self.fcs)
