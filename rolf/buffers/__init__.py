@@ -1,0 +1,3 @@
+from rolf.buffers.episode_buffer import ReplayBufferEpisode, InsufficientDataError
+
+__all__ = ["ReplayBufferEpisode", "InsufficientDataError"]
