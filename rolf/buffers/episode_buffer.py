@@ -94,10 +94,12 @@ class ReplayBufferEpisode:
         """
         closed = 0
         n = len(transitions["done"])
+        # `episode_end` (optional) separates "the episode is over" from the bootstrapping mask `done`.
+        ends = transitions.get("episode_end", transitions["done"])
         for i in range(n):
             for k in self.keys:
                 self._scratch[k].append(transitions[k][i])
-            if transitions["done"][i]:
+            if ends[i]:
                 episode = {k: np.asarray(v) for k, v in self._scratch.items()}
                 if self.one_more_ob:
                     episode["ob"] = np.concatenate([episode["ob"], np.asarray(transitions["ob_next"][i])[None]], 0)
@@ -110,8 +112,11 @@ class ReplayBufferEpisode:
         return next((k for k in self.keys if k != "ob"), "ob")
 
     def _compact(self) -> None:
-        scratch = self._scratch
-        self.load_state_dict({"episodes": [self.get_episode(i) for i in range(len(self))], "scratch": scratch})
+        episodes, scratch = [self.get_episode(i) for i in range(len(self))], self._scratch
+        self.__init__(self.keys, self.capacity, self.one_more_ob, self.sample_last_more, self.rng)
+        for ep in episodes:
+            self.add_episode(ep)
+        self._scratch = scratch
 
     def get_episode(self, i: int) -> dict[str, np.ndarray]:
         j = self._first + i
@@ -163,11 +168,14 @@ class ReplayBufferEpisode:
 
     # ---------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict:
-        return {"episodes": [self.get_episode(i) for i in range(len(self))],
-                "scratch": {k: [np.asarray(x) for x in v] for k, v in self._scratch.items()}}
+        """Tensors only, so a checkpoint holding the buffer loads with torch.load(weights_only=True)."""
+        import torch
+
+        return {"episodes": [{k: torch.from_numpy(v) for k, v in self.get_episode(i).items()} for i in range(len(self))],
+                "scratch": {k: [torch.as_tensor(np.asarray(x)) for x in v] for k, v in self._scratch.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.__init__(self.keys, self.capacity, self.one_more_ob, self.sample_last_more, self.rng)
         for ep in state["episodes"]:
-            self.add_episode(ep)
-        self._scratch = {k: list(v) for k, v in state["scratch"].items()}
+            self.add_episode({k: np.asarray(v) for k, v in ep.items()})
+        self._scratch = {k: [np.asarray(x) for x in v] for k, v in state["scratch"].items()}

@@ -91,7 +91,7 @@ class CEMPlanner:
             if pi_actions is not None:
                 actions = torch.cat([actions, pi_actions], dim=1)  # (N, S+P, d_a)
             value = self.estimate_value(model, policy, h_all, actions)  # (S+P,)
-            elite_value, elite_idx = torch.topk(value, cfg.num_elites)
+            elite_value, elite_idx = torch.topk(value, min(cfg.num_elites, value.shape[0]))
             elite_actions = actions[:, elite_idx]  # (N, E, d_a)
             score = torch.exp(cfg.temperature * (elite_value - elite_value.max()))
             score = score / score.sum()

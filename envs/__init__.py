@@ -1,0 +1,54 @@
+"""Environment registry: env id -> EnvSpec (how to build it, its observation preprocessing, its pictures, its
+offline dataset). Agents never test env names; everything env-specific is looked up here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str
+    ob_dim: int
+    ac_dim: int
+    make: Callable[..., Any]  # make(seed, **env_kwargs) -> gymnasium.Env
+    preprocess: Callable[[Any], Any]  # tensor (..., ob_dim) -> tensor (..., ob_dim)
+    visualizer: Callable[[Path], Any] | None = None  # visualizer(out_dir) -> object with episode/replay/... methods
+    generate_dataset: Callable[[str], Any] | None = None  # generate_dataset(path): writes the default dataset
+    keep_obs_dims: int | None = None  # dims kept from the offline data's observations
+
+
+def _identity(x):
+    return x
+
+
+def _maze_spec() -> EnvSpec:
+    from envs.maze import make_maze_env, preprocess_maze_ob
+    from envs.maze_vis import MazeVisualizer
+
+    def generate(path: str):
+        from d4rl.generate import generate_maze_dataset
+
+        return generate_maze_dataset(path)
+
+    return EnvSpec("maze", 4, 2, make_maze_env, preprocess_maze_ob, MazeVisualizer, generate)
+
+
+_REGISTRY: dict[str, Callable[[], EnvSpec]] = {"maze": _maze_spec}
+
+
+def get_env_spec(env_id: str) -> EnvSpec:
+    try:
+        factory = _REGISTRY[env_id]
+    except KeyError:
+        from rolf.config import ConfigError
+
+        raise ConfigError(f"unknown env.id {env_id!r}; available: {sorted(_REGISTRY)}") from None
+    return factory()
+
+
+def env_kwargs(env_cfg: Any) -> dict:
+    """The env config minus the id: constructor keyword arguments."""
+    return {k: v for k, v in dict(env_cfg).items() if k != "id"}

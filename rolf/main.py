@@ -1,0 +1,82 @@
+"""Run set-up: seed, device, run name, log dirs, saved config — computed once into a frozen RunContext.
+Nothing here writes into the Hydra config (spec design R4)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from rolf.errors import UserError
+from rolf.utils.logger import Logger, setup_console_logging
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_name: str
+    log_dir: Path
+    ckpt_dir: Path
+    device: torch.device
+    seed: int
+    env: str
+    algo: str
+    phase: str
+    is_train: bool
+
+
+class DeviceError(UserError, RuntimeError):
+    pass
+
+
+def resolve_device(gpu: Any) -> torch.device:
+    """gpu=null -> CPU; gpu=<id> -> cuda:<id>, or a clear error when CUDA is not available."""
+    if gpu is None:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"gpu={gpu} was requested but CUDA is not available in this torch build "
+                          f"(torch {torch.__version__}); run with gpu=null for the CPU, or install a CUDA torch "
+                          f"(bash install.sh --cuda)")
+    if int(gpu) >= torch.cuda.device_count():
+        raise DeviceError(f"gpu={gpu} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return torch.device(f"cuda:{int(gpu)}")
+
+
+def run_name(cfg: Any) -> str:
+    """`<env>.<algo>.<phase>.<run_prefix>.<seed>`, e.g. maze.skimo.pretrain.test.0 (spec §3.1.1)."""
+    return f"{cfg.env.id}.{cfg.rolf.name}.{cfg.rolf.phase}.{cfg.run_prefix}.{cfg.seed}"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_run(cfg: Any) -> tuple[RunContext, Logger]:
+    setup_console_logging()
+    name = run_name(cfg)
+    log_dir = Path(cfg.log_root_dir) / name
+    ctx = RunContext(run_name=name, log_dir=log_dir, ckpt_dir=log_dir / "ckpt", device=resolve_device(cfg.gpu),
+                     seed=int(cfg.seed), env=str(cfg.env.id), algo=str(cfg.rolf.name), phase=str(cfg.rolf.phase),
+                     is_train=bool(cfg.is_train))
+    seed_everything(ctx.seed)
+    torch.set_num_threads(int(cfg.num_threads)) if cfg.get("num_threads") else None
+    for sub in ("ckpt", "video", "replay", "vis"):
+        (log_dir / sub).mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%d-%m_%H-%M-%S")  # the original's year-day-month format (spec §7.17)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    (log_dir / f"params_{stamp}.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (log_dir / f"cmd_{stamp}.sh").write_text(
+        f"cd {shlex.quote(os.getcwd())}\npython {' '.join(shlex.quote(a) for a in sys.argv)}\n")
+    logger = Logger(log_dir, name, use_wandb=bool(cfg.wandb), config=container, wandb_project=cfg.get("wandb_project"),
+                    wandb_entity=cfg.get("wandb_entity"), notes=cfg.get("notes"))
+    return ctx, logger

@@ -1,0 +1,87 @@
+"""Checkpoint files: names, atomic writes, safe loading of ours and of the original's (spec §3.1.2, §7.17)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rolf.errors import UserError
+
+_CKPT_RE = re.compile(r"_(\d+)\.pt$")
+
+
+class CheckpointError(UserError, RuntimeError):
+    pass
+
+
+def ckpt_name(env: str, step: int) -> str:
+    """`<env>_ckpt_<11-digit step>.pt`, the name of the released SkiMo checkpoints."""
+    return f"{env}_ckpt_{int(step):011d}.pt"
+
+
+def parse_step(path: str | Path) -> int:
+    """The number after the last underscore (accepts `ckpt_<n>.pt` and `<env>_ckpt_<n>.pt`)."""
+    m = _CKPT_RE.search(str(path))
+    if not m:
+        raise CheckpointError(f"{path}: not a checkpoint name (expected '<env>_ckpt_<11 digits>.pt')")
+    return int(m.group(1))
+
+
+def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return None
+    found = [p for p in d.glob("*.pt") if _CKPT_RE.search(p.name)]
+    return max(found, key=parse_step) if found else None
+
+
+def save_checkpoint(path: str | Path, obj: Any) -> Path:
+    """torch.save to `<path>.tmp-<pid>` then os.replace: a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# The original stores numpy arrays in `ob_norm`; these are the only globals such a file needs beyond tensors.
+# Pickles written under numpy 1.x name `numpy.core.multiarray._reconstruct`, numpy 2 names `numpy._core...`;
+# torch matches allow-list entries by name, so both spellings are registered.
+def _numpy_safe_globals() -> list:
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+    dtypes = [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "bool", "uint8")]
+    return [np.ndarray, np.dtype, *dtypes, (_reconstruct, "numpy.core.multiarray._reconstruct"),
+            (_reconstruct, "numpy._core.multiarray._reconstruct")]
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load ours or an original checkpoint with `weights_only=True` and a numpy allow-list (never arbitrary pickles).
+
+    Raises CheckpointError with one line naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: cannot load checkpoint safely ({first})") from None
+    if not isinstance(ckpt, dict) or "agent" not in ckpt:
+        raise CheckpointError(f"{path}: not a rolf/SkiMo checkpoint (expected a dict with 'step' and 'agent')")
+    return ckpt

@@ -1,0 +1,86 @@
+"""Metrics logging: console + a local JSONL file always, wandb when asked (and never a crash without it).
+
+Values may be tensors: they are converted to floats here, once per log call, not in the training loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("skimo")
+
+
+def setup_console_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+
+
+def _to_float(v: Any) -> float | None:
+    try:
+        f = float(v.item()) if hasattr(v, "item") else float(v)
+    except (TypeError, ValueError):
+        return None
+    return f
+
+
+class Logger:
+    def __init__(self, log_dir: str | Path, run_name: str, use_wandb: bool = False, config: dict | None = None,
+                 wandb_project: str | None = None, wandb_entity: str | None = None, notes: str | None = None):
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = self.log_dir / "metrics.jsonl"
+        self._wandb = None
+        if use_wandb:
+            self._wandb = self._init_wandb(run_name, config, wandb_project, wandb_entity, notes)
+
+    def _init_wandb(self, run_name, config, project, entity, notes):
+        try:
+            import wandb
+        except ImportError:
+            log.warning("wandb=true but the wandb package is not installed (pip install wandb): logging locally only")
+            return None
+        try:
+            return wandb.init(project=project or "skimo", entity=entity, name=run_name, id=run_name.replace("/", "_"),
+                              resume="allow", config=config, notes=notes, dir=str(self.log_dir),
+                              mode=os.environ.get("WANDB_MODE", "online"))
+        except Exception as e:  # no account, no network, ...: keep training, say why once
+            log.warning("wandb could not start (%s): logging locally only. Set WANDB_MODE=offline to log offline.",
+                        str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return None
+
+    def log(self, step: int, prefix: str, metrics: dict[str, Any], console: bool = True) -> dict[str, float]:
+        flat = {}
+        for k, v in metrics.items():
+            f = _to_float(v)
+            if f is not None and math.isfinite(f):
+                flat[f"{prefix}/{k}"] = f
+            elif f is not None:
+                flat[f"{prefix}/{k}"] = str(f)
+        if not flat:
+            return {}
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps({"step": int(step), **flat}) + "\n")
+        if self._wandb is not None:
+            self._wandb.log({k: v for k, v in flat.items() if isinstance(v, float)}, step=int(step))
+        if console:
+            shown = ", ".join(f"{k.split('/', 1)[1]}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in list(flat.items())[:12])
+            log.info("%s step %d: %s", prefix, step, shown)
+        return flat
+
+    def log_image(self, step: int, key: str, path: str | Path) -> None:
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps({"step": int(step), key: str(path)}) + "\n")
+        if self._wandb is not None:
+            import wandb
+
+            self._wandb.log({key: wandb.Image(str(path))}, step=int(step))
+
+    def close(self) -> None:
+        if self._wandb is not None:
+            self._wandb.finish()

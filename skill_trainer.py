@@ -1,0 +1,158 @@
+"""SkillTrainer: the rolf Trainer plus SkiMo's pre-training phase (spec §1.5, §1.7) and the pre-train -> RL
+hand-off (spec §2.1). `rolf.phase` picks the phase."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs import env_kwargs, get_env_spec
+from rolf.buffers import ReplayBufferEpisode
+from rolf.config import ConfigError, TrainerConfig, get
+from rolf.datasets.offline import load_trajectories
+from rolf.main import RunContext
+from rolf.trainers.rollout import HierarchicalRolloutRunner
+from rolf.trainers.trainer import Trainer
+from rolf.utils.checkpoint import load_checkpoint
+from rolf.utils.logger import Logger
+from rolf.utils.schedule import Every
+from skimo_agent import SkiMoAgent, SkiMoConfig
+
+log = logging.getLogger("skimo")
+
+
+def split_episodes(trajs: list[dict]) -> list[dict[str, np.ndarray]]:
+    """Dataset items -> episodes {ob, ac, done}; a done=1 inside an item splits it (spec §1.5 step 3)."""
+    episodes = []
+    for t in trajs:
+        ends = np.flatnonzero(t["dones"]) + 1
+        start = 0
+        for end in ends:
+            episodes.append({"ob": t["obs"][start:end], "ac": t["actions"][start:end],
+                             "done": t["dones"][start:end].astype(np.float32)})
+            start = end
+    return episodes
+
+
+def dataset_buffers(path: str, spec, split: float, rng: np.random.Generator) -> tuple[ReplayBufferEpisode, ReplayBufferEpisode]:
+    """The first `split` of the items (file order) train, the rest validate (spec §1.5)."""
+    trajs = load_trajectories(path, obs_dim=None if spec.keep_obs_dims else spec.ob_dim, action_dim=spec.ac_dim,
+                              keep_obs_dims=spec.keep_obs_dims)
+    n_train = int(split * len(trajs)) if len(trajs) > 1 else 1
+    bufs = []
+    for part in (trajs[:n_train], trajs[n_train:] or trajs[-1:]):
+        buf = ReplayBufferEpisode(("ob", "ac", "done"), capacity=10**9, one_more_ob=False, rng=rng)
+        for ep in split_episodes(part):
+            buf.add_episode(ep)
+        bufs.append(buf)
+    return bufs[0], bufs[1]
+
+
+class SkillTrainer(Trainer):
+    """Builds env, agent and runner from the config; `train()` runs the phase named by `rolf.phase`."""
+
+    def __init__(self, cfg: Any, ctx: RunContext, logger: Logger):
+        r = cfg.rolf
+        self.spec = get_env_spec(ctx.env)
+        self.env_kwargs = env_kwargs(cfg.env)
+        c = SkiMoConfig.from_rolf(r)
+        rng = np.random.default_rng(ctx.seed)
+        agent = SkiMoAgent(c, r, self.spec.ob_dim, self.spec.ac_dim, self.spec.preprocess, ctx.device, ctx.phase, rng)
+        env = self.spec.make(seed=ctx.seed, **self.env_kwargs)
+        eval_env = self.spec.make(seed=ctx.seed + 10_000, **self.env_kwargs)
+        runner = HierarchicalRolloutRunner(env, eval_env, agent, c.skill_horizon, c.warm_up_step, c.reward_scale,
+                                           c.bootstrap_timeout, seed=ctx.seed)
+        vis = self.spec.visualizer(ctx.log_dir / "vis") if self.spec.visualizer else None
+        super().__init__(ctx, TrainerConfig.from_cfg(cfg), agent, runner, logger, vis, get(cfg, "init_ckpt_path", None))
+        self.c = c
+        self.rng = rng
+        self.data_path = get(r, "pretrain.data_path", None)
+        self.split = float(get(r, "pretrain.split.train", 0.99))
+        self.eval_updates_model = bool(get(r, "pretrain.eval_updates_model", False))
+        self.pretrain_ckpt_path = get(r, "pretrain_ckpt_path", None)
+
+    def train(self) -> int:
+        if self.ctx.phase == "pretrain":
+            return self.pretrain()
+        if self.ctx.phase != "rl":
+            raise ConfigError(f"rolf.phase={self.ctx.phase!r}; expected 'pretrain' or 'rl'")
+        self._load_pretrained()
+        return super().train()
+
+    def _load_pretrained(self) -> None:
+        from rolf.utils.checkpoint import latest_checkpoint
+
+        if latest_checkpoint(self.ctx.ckpt_dir) is not None or self.init_ckpt_path:
+            return  # resuming an RL run: its own checkpoint holds everything (loaded in resume())
+        if not self.pretrain_ckpt_path:
+            raise ConfigError("rolf.phase=rl needs rolf.pretrain_ckpt_path=<pre-training checkpoint> (the original silently "
+                             "started from random weights here, spec §2.1)")
+        ckpt = load_checkpoint(self.pretrain_ckpt_path, map_location=self.ctx.device)
+        self.agent.load_pretrained(ckpt["agent"], source=str(self.pretrain_ckpt_path))
+        log.info("loaded pre-trained skills, prior and skill dynamics from %s", self.pretrain_ckpt_path)
+
+    # ---------------------------------------------------------------- pre-training
+    def _ensure_dataset(self) -> str:
+        if not self.data_path:
+            raise ConfigError("rolf.pretrain.data_path is not set")
+        path = Path(self.data_path)
+        if not path.exists():
+            if self.spec.generate_dataset is None:
+                raise FileNotFoundError(f"{path}: dataset not found and env {self.ctx.env!r} has no generator")
+            log.info("%s not found: generating the default %s dataset with the project's seeded generator", path, self.ctx.env)
+            self.spec.generate_dataset(str(path))
+        return str(path)
+
+    def pretrain(self) -> int:
+        t, c, agent = self.tcfg, self.c, self.agent
+        train_buf, val_buf = dataset_buffers(self._ensure_dataset(), self.spec, self.split, self.rng)
+        seq_len = c.n_skill * c.skill_horizon + 1
+        log.info("pre-training on %d train / %d validation episodes (%d / %d steps), sequences of %d steps",
+                 len(train_buf), len(val_buf), train_buf.num_transitions, val_buf.num_transitions, seq_len)
+        step = self.resume()
+        log_every, eval_every, ckpt_every = (Every(t.pretrain_log_every, step), Every(t.pretrain_evaluate_every, step),
+                                             Every(t.pretrain_ckpt_every, step))
+        infos: dict[str, list] = defaultdict(list)
+        tic, tic_step = time.time(), step
+        while step < t.pretrain_max_global_step:
+            for _ in range(c.pretrain_train_iter):
+                for k, v in agent.pretrain_step(train_buf.sample(c.pretrain_batch_size, seq_len)).items():
+                    infos[k].append(v)
+            step += 1
+            if log_every(step):
+                metrics = {k: torch.stack(v).mean() for k, v in infos.items()}
+                metrics["steps_per_sec"] = (step - tic_step) / max(time.time() - tic, 1e-9)
+                self.logger.log(step, "pretrain", metrics)
+                infos, tic, tic_step = defaultdict(list), time.time(), step
+            if eval_every(step):
+                self.pretrain_evaluate(step, val_buf, seq_len)
+            if ckpt_every(step):
+                self.save(step)
+        self.save(step)
+        return step
+
+    def pretrain_evaluate(self, step: int, val_buf: ReplayBufferEpisode, seq_len: int) -> None:
+        c = self.c
+        if not val_buf.can_sample(seq_len):
+            log.warning("no validation episode has %d steps: skipping validation losses", seq_len)
+        else:
+            batch = val_buf.sample(c.pretrain_batch_size, seq_len)
+            if self.eval_updates_model:  # the original's behaviour (spec §7.2): validation batches also train
+                info = self.agent.pretrain_step(batch, update_target=False)
+            else:
+                info = self.agent.pretrain_eval_losses(batch)
+            self.logger.log(step, "pretrain_eval", info)
+            if self.visualizer is not None:
+                pred = self.agent.open_loop_prediction({k: v[:8] for k, v in batch.items()})
+                self.logger.log_image(step, "pretrain_eval/skill_rollout",
+                                      self.visualizer.skill_rollout(step, pred["gt"], pred["pred"], pred["recon"]))
+        ep_info, obs = self.runner.run_episode(is_train=False)
+        self.logger.log(step, "pretrain_eval", ep_info)
+        if self.visualizer is not None:
+            self.logger.log_image(step, "test_ep/replay_vis", self.visualizer.episode(step, "pretrain_episode", [obs]))
