@@ -44,11 +44,15 @@ def test_cem_finds_the_highest_reward_skill():
 
 def test_outputs_stay_in_range_even_with_out_of_range_optimum():
     torch.manual_seed(0)
-    planner = _planner()
-    for step in (1, 10):
-        z, mean = planner.plan(QuadraticModel(torch.tensor([3.0, -3.0, 0.0])), unit_policy, torch.zeros(1, 2), None, step, False)
-        assert z.abs().max() <= 0.999
-        assert z[0] > 0.7 and z[1] < -0.7  # pushed to the bounds (weighted elite sample, so not exactly)
+    model = QuadraticModel(torch.tensor([3.0, -3.0, 0.0]))
+    # horizon 1 converges to the bounds in 6 iterations; horizon 10 (30 dims) only moves the right way
+    for horizon_step, bound in ((1e9, 0.9), (1.0, 0.3)):
+        for is_train in (False, True):
+            z, mean = _planner(horizon_step=horizon_step).plan(model, unit_policy, torch.zeros(1, 2), None, 10, is_train)
+            assert z.abs().max() <= 0.999 and mean.abs().max() <= 0.999
+            assert mean[0, 0] > bound and mean[0, 1] < -bound
+    z, _ = _planner(horizon_step=1e9).plan(model, unit_policy, torch.zeros(1, 2), None, 10, False)
+    assert z[0] > 0.9 and z[1] < -0.9  # horizon 1: the chosen elite itself sits at the bounds
 
 
 def test_horizon_schedule_and_warm_start_shapes():
