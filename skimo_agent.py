@@ -330,7 +330,9 @@ class SkiMoAgent:
             h_prior = self.skill_prior.model.encode(ob)
         model_loss, info = self.model_loss(ob, h, h_target, h_prior, z, rew, done)
         info["model_grad_norm"] = self.optims["model"].step(model_loss)
-        actor_loss, kl_mean, actor_info = self.actor_loss(ob, h if self.c.sac else h.detach(), h_prior)
+        # SkiMo+SAC trains E_h through the actor loss (spec §3.7): re-encode with the graph; SkiMo uses detached h.
+        h_actor = m.model.encode(ob) if self.c.sac else h.detach()
+        actor_loss, kl_mean, actor_info = self.actor_loss(ob, h_actor, h_prior)
         info.update(actor_info)
         info["actor_grad_norm"] = self.optims["actor"].step(actor_loss)
         if self.c.fixed_alpha is None:

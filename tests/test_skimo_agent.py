@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, make_skimo_agent
+
+
+def _pretrain_batch(rng, b=8, length=101):
+    """Smooth synthetic maze-like trajectories: positions integrate bounded actions."""
+    ac = np.clip(np.cumsum(rng.normal(0, 0.3, (b, length, 2)), 1), -1, 1).astype(np.float32)
+    pos = 20 + np.cumsum(ac * 0.05, 1)
+    vel = ac * 0.5
+    return {"ob": np.concatenate([pos, vel], -1).astype(np.float32), "ac": ac}
+
+
+def _rl_batch(rng, b=8, n_skill=10):
+    return {"ob": (rng.random((b, n_skill + 1, 4)) * 40).astype(np.float32),
+            "ac": rng.uniform(-0.99, 0.99, (b, n_skill, 10)).astype(np.float32),
+            "rew": (rng.random((b, n_skill)) < 0.2).astype(np.float32), "done": np.zeros((b, n_skill), np.float32)}
+
+
+PRETRAIN_KEYS = {"hl_loss", "ll_loss", "hl_actor_loss", "hl_model_loss", "ll_actor_loss", "ll_vae_kl_loss", "vae_kl_div",
+                 "consistency_loss", "hl_recon_loss", "actor_std"}
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_pretraining_reduces_the_loss_on_a_fixed_batch(joint):
+    agent = make_skimo_agent(TINY + [f"rolf.joint_training={str(joint).lower()}"])
+    batch = _pretrain_batch(np.random.default_rng(0))
+    first = agent.pretrain_step(batch)
+    assert PRETRAIN_KEYS <= set(first)
+    assert ({"joint_grad_norm"} if joint else {"hl_model_grad_norm", "hl_actor_grad_norm", "ll_actor_grad_norm"}) <= set(first)
+    for _ in range(150):
+        last = agent.pretrain_step(batch)
+    # (the prior KL is not monotone here: its target, the posterior, sharpens while it is being fitted)
+    for key in ("ll_actor_loss", "hl_recon_loss", "consistency_loss"):
+        assert torch.isfinite(last[key])
+        assert last[key] < first[key] * 0.7, (key, float(first[key]), float(last[key]))
+
+
+def test_joint_training_sends_consistency_gradients_into_the_skill_encoder():
+    batch = _pretrain_batch(np.random.default_rng(0))
+    grads = {}
+    for joint in (True, False):
+        agent = make_skimo_agent(TINY + [f"rolf.joint_training={str(joint).lower()}", "rolf.scalars.ll_actor=0",
+                                         "rolf.scalars.encoder_kl=0", "rolf.scalars.hl_actor=0", "rolf.scalars.hl_model=0"])
+        ob = agent.preprocess(torch.as_tensor(batch["ob"]))
+        total, _ = agent.pretrain_losses(ob, torch.as_tensor(batch["ac"])[:, :-1])
+        total.backward()
+        grads[joint] = sum(p.grad.abs().sum().item() for p in agent.skill_agent.skill_encoder.parameters() if p.grad is not None)
+    assert grads[True] > 0 and grads[False] == 0
+
+
+def test_target_network_is_polyak_averaged_every_second_iteration():
+    agent = make_skimo_agent(TINY)
+    batch = _pretrain_batch(np.random.default_rng(0))
+    target0 = [p.clone() for p in agent.meta_agent.model_target.parameters()]
+    agent.pretrain_step(batch)
+    assert all(torch.equal(a, b) for a, b in zip(target0, agent.meta_agent.model_target.parameters()))
+    online_before = [p.clone() for p in agent.meta_agent.model.parameters()]
+    agent.pretrain_step(batch)
+    expected = [0.99 * t + 0.01 * o for t, o in zip(target0, agent.meta_agent.model.parameters())]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(expected, agent.meta_agent.model_target.parameters()))
+    del online_before
+
+
+def _rl_agent(extra=()):
+    pre = make_skimo_agent(TINY)
+    pre.pretrain_step(_pretrain_batch(np.random.default_rng(0)))
+    agent = make_skimo_agent(TINY + list(extra), phase="rl")
+    agent.load_pretrained(pre.state_dict())
+    return agent, pre
+
+
+def test_pretrain_to_rl_handoff_copies_meta_agent_into_skill_prior():
+    agent, pre = _rl_agent()
+    for a, b, c in zip(agent.skill_prior.parameters(), agent.meta_agent.parameters(), pre.meta_agent.parameters()):
+        assert torch.equal(a, b) and torch.equal(b, c)
+    assert not any(p.requires_grad for p in agent.skill_prior.parameters())
+    for a, b in zip(agent.skill_agent.parameters(), pre.skill_agent.parameters()):
+        assert torch.equal(a, b)
+
+
+RL_KEYS = {"model_loss", "consistency_loss", "reward_loss", "critic_loss", "value_target", "actor_loss", "skill_prior_loss",
+           "actor_prior_div", "alpha", "model_grad_norm", "actor_grad_norm"}
+
+
+def test_rl_update_losses_go_down_and_skill_agent_stays_frozen():
+    agent, _ = _rl_agent()
+    batch = _rl_batch(np.random.default_rng(0))
+    skill_before = [p.clone() for p in agent.skill_agent.parameters()]
+    prior_before = [p.clone() for p in agent.skill_prior.parameters()]
+    first = agent.rl_step(batch)
+    assert RL_KEYS <= set(first)
+    for _ in range(200):
+        last = agent.rl_step(batch)
+    assert last["reward_loss"] < 0.1 * first["reward_loss"]
+    assert last["critic_loss"] < 0.5 * first["critic_loss"]
+    assert last["consistency_loss"] < 0.5 * first["consistency_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(skill_before, agent.skill_agent.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(prior_before, agent.skill_prior.parameters()))
+
+
+@pytest.mark.parametrize("target, direction", [(100.0, -1), (0.0, 1)])
+def test_alpha_moves_towards_the_target_divergence(target, direction):
+    agent, _ = _rl_agent([f"rolf.target_divergence={target}"])
+    batch = _rl_batch(np.random.default_rng(1))
+    for _ in range(5):
+        agent.rl_step(batch)
+    # KL to the prior ~ small but > 0: alpha grows when KL > target (target 0), shrinks when KL < target (100)
+    assert np.sign(agent.log_alpha.item()) == direction
+
+
+def test_fixed_alpha_is_used_and_not_learned():
+    agent, _ = _rl_agent(["rolf.fixed_alpha=0.5"])
+    info = agent.rl_step(_rl_batch(np.random.default_rng(0)))
+    assert info["alpha"].item() == 0.5 and agent.log_alpha.item() == 0.0 and "alpha_loss" not in info
+
+
+def test_acting_shapes_and_ranges():
+    agent, _ = _rl_agent()
+    ob = np.array([10.0, 24.0, 0.0, 0.0], np.float32)
+    for step in (0, 10**6):
+        agent.set_step(step)
+        z, mean = agent.act_meta(ob, None, is_train=True)
+        assert z.shape == (10,) and np.all(np.abs(z) <= 0.999)
+        assert mean.shape == (1 if step == 0 else 10, 10)
+    z, memory = agent.act_meta(ob, None, is_train=True, warm_up=True)
+    assert z.shape == (10,) and memory is None
+    a = agent.act_skill(ob, z)
+    assert a.shape == (2,) and np.all(np.abs(a) < 1)
+
+
+def test_sac_variant_trains_only_the_value_and_the_encoder_through_the_actor():
+    agent, _ = _rl_agent(["rolf.sac=true", "rolf.n_skill=1", "rolf.use_cem=false", "rolf.prior_reg_critic=true"])
+    batch = _rl_batch(np.random.default_rng(0), n_skill=1)
+    dyn_before = [p.clone() for p in agent.meta_agent.model.dynamics.parameters()]
+    enc_before = [p.clone() for p in agent.meta_agent.model.encoder.parameters()]
+    first = agent.rl_step(batch)
+    for _ in range(30):
+        last = agent.rl_step(batch)
+    assert last["critic_loss"] < first["critic_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(dyn_before, agent.meta_agent.model.dynamics.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(enc_before, agent.meta_agent.model.encoder.parameters()))
