@@ -27,7 +27,9 @@ def get_trainer_class(name: str):
 
 def main(cfg: DictConfig) -> None:
     from rolf.main import setup_run
+    from rolf.utils.perf import tune_malloc
 
+    tune_malloc()
     trainer_cls = get_trainer_class(cfg.rolf.name)
     ctx, logger = setup_run(cfg)
     logging.getLogger("skimo").info("run %s on %s, logging to %s", ctx.run_name, ctx.device, ctx.log_dir)

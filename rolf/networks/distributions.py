@@ -74,13 +74,26 @@ def mc_kl(p: TanhNormal, q: TanhNormal | str, n: int = 100) -> torch.Tensor:
     """Monte-Carlo KL(p || q) with n reparameterised samples of p, per batch element (spec §1.3).
 
     q may be a TanhNormal or the string "tanh" (the squashed unit Gaussian). Returns shape p.batch_shape.
+
+    As in the original (a Dreamer-style TanhBijector without a cache), both log-densities are evaluated at the
+    inverted sample u' = atanh(clamp(tanh(u))), so the tanh log-Jacobians are identical and cancel: they are not
+    computed. What remains is the Gaussian log-ratio at u' (about 3x fewer tensor passes over the n samples).
     """
     if isinstance(q, str):
         if q != "tanh":
             raise ValueError(f"mc_kl: unknown reference distribution {q!r}; expected a TanhNormal or 'tanh'")
-        q = standard_tanh_normal_like(p)
-    x, u = p.rsample_with_pre_tanh((n,))  # (n, *batch, d)
-    return (p.log_prob(x, pre_tanh=u) - q.log_prob(x)).mean(0)
+        q_loc, q_scale = None, None
+    else:
+        q_loc, q_scale = q.loc, q.scale
+    x = p.rsample((n,))  # (n, *batch, d)
+    u = torch.atanh(x.clamp(-_ATANH_CLAMP, _ATANH_CLAMP))
+    zp = (u - p.loc) / p.scale
+    zq = u if q_loc is None else (u - q_loc) / q_scale
+    log_ratio = 0.5 * (zq * zq - zp * zp).sum(-1).mean(0)  # (*batch)
+    log_scales = -torch.log(p.scale).sum(-1)
+    if q_scale is not None:
+        log_scales = log_scales + torch.log(q_scale).sum(-1)
+    return log_ratio + log_scales
 
 
 def analytic_kl(p: TanhNormal, q: TanhNormal | str) -> torch.Tensor:
