@@ -1,0 +1,207 @@
+"""Learning evidence for SkiMo on the maze at CPU scale (<= 60 min on 2 cores):
+data generation -> pre-training -> held-out multi-step prediction error -> RL with CEM -> JSON + PNG.
+
+    python bench/learn_maze.py [--out bench/results/learn_maze] [--pretrain-steps 3000] [--rl-steps 200000]
+
+Writes <out>/learn_maze.json and <out>/learn_maze.png (pre-training losses; skill-model prediction error vs a
+"predict no motion" baseline; RL success vs env steps) and <out>/prior_skills.png (decoded skills of the prior).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+import run  # noqa: E402
+from d4rl.maze_layout import draw_maze, to_plot_xy  # noqa: E402
+from envs import get_env_spec  # noqa: E402
+from envs.maze_vis import unpreprocess_maze_xy  # noqa: E402
+from rolf.utils.checkpoint import load_checkpoint  # noqa: E402
+from skill_trainer import dataset_buffers  # noqa: E402
+from skimo_agent import SkiMoAgent, SkiMoConfig  # noqa: E402
+
+
+def compose_cfg(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(ROOT / "config"), version_base="1.3"):
+        return compose("skimo_maze", overrides=overrides)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
+    pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), float)]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def load_agent(cfg, ckpt: Path, phase: str) -> SkiMoAgent:
+    spec = get_env_spec("maze")
+    agent = SkiMoAgent(SkiMoConfig.from_rolf(cfg.rolf), cfg.rolf, spec.ob_dim, spec.ac_dim, spec.preprocess,
+                       torch.device("cpu"), phase, np.random.default_rng(0))
+    agent.load_pretrained(load_checkpoint(ckpt)["agent"])
+    return agent
+
+
+def prediction_error(agent: SkiMoAgent, data_path: str, n_batches: int = 8) -> dict[str, list[float]]:
+    """Held-out (last 1 % of the file) open-loop position error per skill step k, model vs "no motion"."""
+    spec = get_env_spec("maze")
+    _, val = dataset_buffers(data_path, spec, 0.99, np.random.default_rng(123))
+    model_err, still_err = [], []
+    for _ in range(n_batches):
+        pred = agent.open_loop_prediction(val.sample(64, agent.c.n_skill * agent.c.skill_horizon + 1))
+        gt, p = unpreprocess_maze_xy(pred["gt"]), unpreprocess_maze_xy(pred["pred"])  # (B, L+1, 2) maze units
+        model_err.append(np.linalg.norm(p - gt, axis=-1).mean(0))
+        still_err.append(np.linalg.norm(gt[:, :1] - gt, axis=-1).mean(0))
+    return {"model": np.mean(model_err, 0).tolist(), "no_motion": np.mean(still_err, 0).tolist()}
+
+
+def prior_skill_rollouts(agent: SkiMoAgent, path: Path, n: int = 8, skills: int = 40) -> float:
+    """Execute skills sampled from the pre-trained prior from random free cells; plot; return mean distance moved."""
+    from envs.maze import make_maze_env
+
+    env = make_maze_env(seed=0, max_episode_steps=skills * agent.c.skill_horizon)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    draw_maze(ax)
+    moved = []
+    for i in range(n):
+        ob, _ = env.reset(seed=i)
+        traj = [ob]
+        for _ in range(skills):
+            z, _ = agent.act_meta(ob, None, is_train=True, warm_up=True)  # a skill sampled from the prior
+            for _ in range(agent.c.skill_horizon):
+                ob, _, term, trunc, _ = env.step(agent.act_skill(ob, z))
+                traj.append(ob)
+                if term or trunc:
+                    break
+            if term or trunc:
+                break
+        traj = np.asarray(traj)
+        moved.append(float(np.abs(np.diff(traj[:, :2], axis=0)).sum()))
+        ax.plot(*to_plot_xy(traj[:, :2]).T, lw=1.2, color=plt.cm.tab10(i))
+    ax.set_title(f"skills sampled from the pre-trained prior ({skills} skills each)")
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return float(np.mean(moved))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "learn_maze"))
+    ap.add_argument("--data", default=str(ROOT / "data" / "maze.gz"))
+    ap.add_argument("--pretrain-steps", type=int, default=3000)
+    ap.add_argument("--pretrain-batch", type=int, default=256)
+    ap.add_argument("--rl-steps", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prefix", default="learn")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_root = out / "log"
+    timings = {}
+    common = [f"log_root_dir={log_root}", f"run_prefix={args.prefix}", f"seed={args.seed}", "+preset=cpu_quick"]
+
+    t = time.time()
+    pre_cfg = compose_cfg(common + [f"rolf.pretrain.data_path={args.data}", f"rolf.pretrain.max_global_step={args.pretrain_steps}",
+                                    "rolf.pretrain.train_iter=1", f"rolf.pretrain.batch_size={args.pretrain_batch}",
+                                    f"rolf.pretrain.ckpt_every={args.pretrain_steps}"])
+    run.main(pre_cfg)
+    timings["data_and_pretrain_s"] = time.time() - t
+    pre_dir = log_root / f"maze.skimo.pretrain.{args.prefix}.{args.seed}"
+    ckpt = pre_dir / "ckpt" / f"maze_ckpt_{args.pretrain_steps:011d}.pt"
+
+    agent = load_agent(pre_cfg, ckpt, "pretrain")
+    pred_err = prediction_error(agent, args.data)
+    moved = prior_skill_rollouts(agent, out / "prior_skills.png")
+
+    t = time.time()
+    rl_cfg = compose_cfg(common + ["rolf.phase=rl", f"rolf.pretrain_ckpt_path={ckpt}", f"rolf.max_global_step={args.rl_steps}",
+                                   f"rolf.horizon_step={args.rl_steps}", f"rolf.std_step={args.rl_steps}",
+                                   f"rolf.evaluate_every={max(args.rl_steps // 8, 5000)}", "rolf.log_every=5000"])
+    run.main(rl_cfg)
+    timings["rl_s"] = time.time() - t
+    rl_rows = read_metrics(log_root / f"maze.skimo.rl.{args.prefix}.{args.seed}")
+    pre_rows = read_metrics(pre_dir)
+
+    result = {
+        "timings": timings,
+        "pretrain": {k: series(pre_rows, f"pretrain/{k}") for k in ("ll_actor_loss", "consistency_loss", "hl_actor_loss",
+                                                                    "hl_recon_loss", "vae_kl_div")},
+        "pretrain_eval": {k: series(pre_rows, f"pretrain_eval/{k}") for k in ("ll_actor_loss", "consistency_loss")},
+        "prediction_error": pred_err,
+        "prior_skills_mean_path_length": moved,
+        "rl_success": {"train_ep_mean": series(rl_rows, "train_ep/rew"), "train_ep_max": series(rl_rows, "train_ep_max/rew"),
+                       "test_ep": series(rl_rows, "test_ep/rew")},
+    }
+    for key in ("train_ep_mean", "train_ep_max", "test_ep"):
+        steps, vals = result["rl_success"][key]
+        result["rl_success"][key] = [steps, [v / 100.0 for v in vals]]  # reward 100 on success -> success rate
+    (out / "learn_maze.json").write_text(json.dumps(result, indent=1))
+    plot(result, out / "learn_maze.png")
+    summarize(result)
+
+
+def plot(result: dict, path: Path) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    ax = axes[0]
+    for key, (steps, vals) in result["pretrain"].items():
+        if vals:
+            ax.plot(steps, vals, label=key)
+    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_xlabel("pre-training step")
+    ax.set_title("pre-training losses")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    err = result["prediction_error"]
+    ax.plot(err["model"], "o-", label="skill dynamics model (open loop)")
+    ax.plot(err["no_motion"], "s--", label="predict no motion")
+    ax.set_xlabel("skills ahead (x10 env steps)")
+    ax.set_ylabel("position error (maze cells)")
+    ax.set_title("held-out multi-step prediction error")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    for key, style in (("train_ep_mean", "-"), ("train_ep_max", ":"), ("test_ep", "o--")):
+        steps, vals = result["rl_success"][key]
+        if vals:
+            ax.plot(steps, vals, style, label=key)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("env steps")
+    ax.set_title("RL success rate")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def summarize(result: dict) -> None:
+    for k, v in result["timings"].items():
+        print(f"{k} {v:.1f}")
+    for k, (steps, vals) in result["pretrain"].items():
+        if vals:
+            print(f"pretrain/{k} first {vals[0]:.4g} last {vals[-1]:.4g}")
+    err = result["prediction_error"]
+    for k in (1, 5, len(err["model"]) - 1):
+        print(f"pred_err_k{k} model {err['model'][k]:.3f} no_motion {err['no_motion'][k]:.3f}")
+    print(f"prior_skills_mean_path_length {result['prior_skills_mean_path_length']:.2f}")
+    for key, (steps, vals) in result["rl_success"].items():
+        if vals:
+            print(f"rl_{key} final {vals[-1]:.3f} max {max(vals):.3f} (at {steps[-1]} env steps, {len(vals)} points)")
+
+
+if __name__ == "__main__":
+    main()
