@@ -309,12 +309,12 @@ class SkiMoAgent:
     def update(self) -> dict[str, torch.Tensor]:
         """train_iter gradient iterations (+ the one-off warm-up iterations on the first call, spec §2.4)."""
         c = self.c
+        if not self.hl_buffer.can_sample(c.n_skill):
+            return {}  # no finished episode with n_skill skills yet (spec §7.20 guard); try again next chunk
         n = c.train_iter
         if not self._warm_up_done:
             self._warm_up_done = True
             n += c.warm_up_step * c.train_iter // c.train_every
-        if not self.hl_buffer.can_sample(c.n_skill):
-            return {}
         infos = [self.rl_step(self.hl_buffer.sample(c.batch_size, c.n_skill)) for _ in range(n)]
         return {k: torch.stack([i[k] for i in infos]).mean() for k in infos[-1]}
 

@@ -142,3 +142,17 @@ def test_sac_variant_trains_only_the_value_and_the_encoder_through_the_actor():
     assert last["critic_loss"] < first["critic_loss"]
     assert all(torch.equal(a, b) for a, b in zip(dyn_before, agent.meta_agent.model.dynamics.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(enc_before, agent.meta_agent.model.encoder.parameters()))
+
+
+def test_first_update_adds_the_warm_up_iterations_once_data_is_there():
+    agent, _ = _rl_agent(["rolf.warm_up_step=100", "rolf.train_every=50", "rolf.train_iter=2", "rolf.n_skill=3"])
+    assert agent.update() == {} and not agent._warm_up_done  # nothing sampleable yet: no update, flag kept
+    rng = np.random.default_rng(0)
+    m = 4
+    agent.hl_buffer.add_episode({"ob": (rng.random((m + 1, 4)) * 40).astype(np.float32),
+                                 "ac": rng.uniform(-1, 1, (m, 10)).astype(np.float32),
+                                 "rew": np.zeros(m, np.float32), "done": np.r_[np.zeros(m - 1), 1.0].astype(np.float32)})
+    agent.update()
+    assert agent._update_iter == 2 + 100 * 2 // 50  # train_iter + warm_up_step * train_iter // train_every
+    agent.update()
+    assert agent._update_iter == 2 + 4 + 2
