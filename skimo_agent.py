@@ -21,7 +21,7 @@ from rolf.config import ConfigError, cem_config, get
 from rolf.networks import ActionDecoder, Decoder, Encoder, LSTMSkillEncoder, TanhNormal, analytic_kl, mc_kl
 from rolf.networks.latent_model import LatentModel, polyak_update_
 from rolf.planners import CEMPlanner
-from rolf.utils.checkpoint import CheckpointError
+from rolf.utils.checkpoint import CheckpointError, load_module_state
 from rolf.utils.optim import ClippedAdam
 
 Preprocess = Callable[[torch.Tensor], torch.Tensor]
@@ -495,28 +495,3 @@ def _require(d: dict, key: str, source: str) -> Any:
     if not isinstance(d, dict) or key not in d:
         raise CheckpointError(f"{source}: missing '{key}' (not a SkiMo checkpoint?)")
     return d[key]
-
-
-def load_module_state(module: nn.Module, state: dict, name: str, source: str, droppable_prefix: str | None = None) -> None:
-    """Strict load with a one-line error naming the first missing/mismatched parameter and both shapes.
-
-    Keys under `droppable_prefix` whose shapes differ are skipped (those parameters keep their fresh init)."""
-    own = module.state_dict()
-    state = {k: torch.as_tensor(v) for k, v in state.items()}
-    if droppable_prefix and any(k.startswith(droppable_prefix) and k in own and own[k].shape != v.shape
-                                for k, v in state.items()):
-        state = {k: v for k, v in state.items() if not k.startswith(droppable_prefix)}
-        own_kept = {k: v for k, v in own.items() if not k.startswith(droppable_prefix)}
-    else:
-        own_kept = own
-    for k, v in own_kept.items():
-        if k not in state:
-            raise CheckpointError(f"{source}: '{name}.{k}' is missing from the checkpoint (wrong algorithm or env?)")
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"{source}: '{name}.{k}' has shape {tuple(state[k].shape)} in the checkpoint but "
-                             f"{tuple(v.shape)} in this model (checkpoint of another env/config?)")
-    extra = sorted(set(state) - set(own))
-    if extra:
-        raise CheckpointError(f"{source}: unexpected parameter '{name}.{extra[0]}' in the checkpoint")
-    module.load_state_dict(state, strict=not (own_kept is not own))
-
