@@ -71,16 +71,22 @@ def prediction_error(agent: SkiMoAgent, data_path: str, n_batches: int = 8) -> d
     return {"model": np.mean(model_err, 0).tolist(), "no_motion": np.mean(still_err, 0).tolist()}
 
 
-def prior_skill_rollouts(agent: SkiMoAgent, path: Path, n: int = 8, skills: int = 40) -> float:
-    """Execute skills sampled from the pre-trained prior from random free cells; plot; return mean distance moved."""
+def prior_skill_rollouts(agent: SkiMoAgent, path: Path, n: int = 10, skills: int = 40) -> float:
+    """Execute skills sampled from the pre-trained prior, starting from random free cells (the task start and n-1
+    others); plot; return the mean path length in maze cells."""
+    from d4rl.maze_layout import free_cells
     from envs.maze import make_maze_env
 
     env = make_maze_env(seed=0, max_episode_steps=skills * agent.c.skill_horizon)
+    cells = free_cells()
+    starts = [None] + [cells[j] for j in np.random.default_rng(0).choice(len(cells), n - 1, replace=False)]
     fig, ax = plt.subplots(figsize=(5, 5))
     draw_maze(ax)
     moved = []
-    for i in range(n):
+    for i, start in enumerate(starts):
         ob, _ = env.reset(seed=i)
+        if start is not None:
+            ob = env.set_state(np.asarray(start, np.float64), np.zeros(2))
         traj = [ob]
         for _ in range(skills):
             z, _ = agent.act_meta(ob, None, is_train=True, warm_up=True)  # a skill sampled from the prior
@@ -92,9 +98,9 @@ def prior_skill_rollouts(agent: SkiMoAgent, path: Path, n: int = 8, skills: int 
             if term or trunc:
                 break
         traj = np.asarray(traj)
-        moved.append(float(np.abs(np.diff(traj[:, :2], axis=0)).sum()))
+        moved.append(float(np.linalg.norm(np.diff(traj[:, :2], axis=0), axis=1).sum()))
         ax.plot(*to_plot_xy(traj[:, :2]).T, lw=1.2, color=plt.cm.tab10(i))
-    ax.set_title(f"skills sampled from the pre-trained prior ({skills} skills each)")
+    ax.set_title(f"skills sampled from the pre-trained prior ({skills} skills = {skills * agent.c.skill_horizon} steps each)")
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return float(np.mean(moved))
