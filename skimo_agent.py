@@ -426,8 +426,9 @@ class SkiMoAgent:
     @torch.no_grad()
     def open_loop_prediction(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Skill-level predictions on a batch (B, LH+1): ground truth at skill boundaries, the decoded open-loop
-        latent rollout D(..D(E_h(o_0), z_0)..) with z_k = posterior mode, and per-step reconstructions; all
-        preprocessed, (B, L+1, d_o)."""
+        latent rollout D(..D(E_h(o_0), z_0)..) with z_k = posterior mode, and per-step reconstructions, all
+        preprocessed (B, L+1, d_o); plus the rolled-out latents `h_pred` and the target encoder's `h_target`
+        (B, L+1, d_s)."""
         m, s = self.meta_agent, self.skill_agent
         ob = self.preprocess(self._to_tensor(batch["ob"]))
         ac = self._to_tensor(batch["ac"])[:, :-1]
@@ -437,9 +438,10 @@ class SkiMoAgent:
         hs = [h_true[:, 0]]
         for k in range(z.shape[1]):
             hs.append(m.model.next(hs[-1], z[:, k]))
-        pred = m.decoder(torch.stack(hs, 1))[0]
-        recon = m.decoder(h_true)[0]
-        return {"gt": ob_hl.cpu().numpy(), "pred": pred.cpu().numpy(), "recon": recon.cpu().numpy()}
+        h_pred = torch.stack(hs, 1)
+        out = {"gt": ob_hl, "pred": m.decoder(h_pred)[0], "recon": m.decoder(h_true)[0], "h_pred": h_pred,
+               "h_target": m.model_target.encode(ob_hl)}
+        return {k: v.cpu().numpy() for k, v in out.items()}
 
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:

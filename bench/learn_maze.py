@@ -59,16 +59,30 @@ def load_agent(cfg, ckpt: Path, phase: str) -> SkiMoAgent:
 
 
 def prediction_error(agent: SkiMoAgent, data_path: str, n_batches: int = 8) -> dict[str, list[float]]:
-    """Held-out (last 1 % of the file) open-loop position error per skill step k, model vs "no motion"."""
+    """Held-out (last 1 % of the file) open-loop prediction error per skill step k = 0..L.
+
+    - `model` / `no_motion`: decoded position error (maze cells) of the open-loop latent rollout vs the true
+      positions, and of "the agent stays at o_0";
+    - `decoded_no_motion`: "no motion" passed through the same decoder (decode(E(o_0)) for every k), which carries
+      the decoder's own resolution (its std floor 0.1 = 4 cells in preprocessed units) like the model does;
+    - `latent_model` / `latent_no_motion`: mean squared latent error vs the target encoder's E(o_k) (what the
+      consistency loss trains), for the rollout and for "h stays h_0";
+    - `reconstruction`: the decoder's error at the true latents (its resolution).
+    """
     spec = get_env_spec("maze")
     _, val = dataset_buffers(data_path, spec, 0.99, np.random.default_rng(123))
-    model_err, still_err = [], []
+    keys = ("model", "no_motion", "decoded_no_motion", "reconstruction", "latent_model", "latent_no_motion")
+    acc: dict[str, list] = {k: [] for k in keys}
     for _ in range(n_batches):
         pred = agent.open_loop_prediction(val.sample(64, agent.c.n_skill * agent.c.skill_horizon + 1))
-        gt, p = unpreprocess_maze_xy(pred["gt"]), unpreprocess_maze_xy(pred["pred"])  # (B, L+1, 2) maze units
-        model_err.append(np.linalg.norm(p - gt, axis=-1).mean(0))
-        still_err.append(np.linalg.norm(gt[:, :1] - gt, axis=-1).mean(0))
-    return {"model": np.mean(model_err, 0).tolist(), "no_motion": np.mean(still_err, 0).tolist()}
+        gt, p, r = (unpreprocess_maze_xy(pred[k]) for k in ("gt", "pred", "recon"))  # (B, L+1, 2) maze units
+        acc["model"].append(np.linalg.norm(p - gt, axis=-1).mean(0))
+        acc["no_motion"].append(np.linalg.norm(gt[:, :1] - gt, axis=-1).mean(0))
+        acc["decoded_no_motion"].append(np.linalg.norm(r[:, :1] - gt, axis=-1).mean(0))
+        acc["reconstruction"].append(np.linalg.norm(r - gt, axis=-1).mean(0))  # decoder at the true latents
+        acc["latent_model"].append(((pred["h_pred"] - pred["h_target"]) ** 2).mean(-1).mean(0))
+        acc["latent_no_motion"].append(((pred["h_target"][:, :1] - pred["h_target"]) ** 2).mean(-1).mean(0))
+    return {k: np.mean(v, 0).tolist() for k, v in acc.items()}
 
 
 def prior_skill_rollouts(agent: SkiMoAgent, path: Path, n: int = 10, skills: int = 40) -> float:
@@ -115,6 +129,7 @@ def main() -> None:
     ap.add_argument("--rl-steps", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--prefix", default="learn")
+    ap.add_argument("--analyse-only", action="store_true", help="reuse the runs already in --out; redo the analysis")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,12 +137,13 @@ def main() -> None:
     timings = {}
     common = [f"log_root_dir={log_root}", f"run_prefix={args.prefix}", f"seed={args.seed}", "+preset=cpu_quick"]
 
-    t = time.time()
     pre_cfg = compose_cfg(common + [f"rolf.pretrain.data_path={args.data}", f"rolf.pretrain.max_global_step={args.pretrain_steps}",
                                     "rolf.pretrain.train_iter=1", f"rolf.pretrain.batch_size={args.pretrain_batch}",
                                     f"rolf.pretrain.ckpt_every={args.pretrain_steps}"])
-    run.main(pre_cfg)
-    timings["data_and_pretrain_s"] = time.time() - t
+    if not args.analyse_only:
+        t = time.time()
+        run.main(pre_cfg)
+        timings["data_and_pretrain_s"] = time.time() - t
     pre_dir = log_root / f"maze.skimo.pretrain.{args.prefix}.{args.seed}"
     ckpt = pre_dir / "ckpt" / f"maze_ckpt_{args.pretrain_steps:011d}.pt"
 
@@ -135,12 +151,15 @@ def main() -> None:
     pred_err = prediction_error(agent, args.data)
     moved = prior_skill_rollouts(agent, out / "prior_skills.png")
 
-    t = time.time()
     rl_cfg = compose_cfg(common + ["rolf.phase=rl", f"rolf.pretrain_ckpt_path={ckpt}", f"rolf.max_global_step={args.rl_steps}",
                                    f"rolf.horizon_step={args.rl_steps}", f"rolf.std_step={args.rl_steps}",
                                    f"rolf.evaluate_every={max(args.rl_steps // 8, 5000)}", "rolf.log_every=5000"])
-    run.main(rl_cfg)
-    timings["rl_s"] = time.time() - t
+    if not args.analyse_only:
+        t = time.time()
+        run.main(rl_cfg)
+        timings["rl_s"] = time.time() - t
+    else:
+        timings = json.loads((out / "learn_maze.json").read_text())["timings"]
     rl_rows = read_metrics(log_root / f"maze.skimo.rl.{args.prefix}.{args.seed}")
     pre_rows = read_metrics(pre_dir)
 
@@ -174,8 +193,9 @@ def plot(result: dict, path: Path) -> None:
     ax.legend(fontsize=7)
     ax = axes[1]
     err = result["prediction_error"]
-    ax.plot(err["model"], "o-", label="skill dynamics model (open loop)")
+    ax.plot(err["model"], "o-", label="skill dynamics model (open loop, decoded)")
     ax.plot(err["no_motion"], "s--", label="predict no motion")
+    ax.plot(err["decoded_no_motion"], "^:", label="no motion, through the decoder")
     ax.set_xlabel("skills ahead (x10 env steps)")
     ax.set_ylabel("position error (maze cells)")
     ax.set_title("held-out multi-step prediction error")
@@ -202,7 +222,9 @@ def summarize(result: dict) -> None:
             print(f"pretrain/{k} first {vals[0]:.4g} last {vals[-1]:.4g}")
     err = result["prediction_error"]
     for k in (1, 5, len(err["model"]) - 1):
-        print(f"pred_err_k{k} model {err['model'][k]:.3f} no_motion {err['no_motion'][k]:.3f}")
+        print(f"pred_err_k{k} model {err['model'][k]:.3f} no_motion {err['no_motion'][k]:.3f} "
+              f"decoded_no_motion {err['decoded_no_motion'][k]:.3f} reconstruction {err['reconstruction'][k]:.3f} latent_mse model {err['latent_model'][k]:.4g} "
+              f"no_motion {err['latent_no_motion'][k]:.4g}")
     print(f"prior_skills_mean_path_length {result['prior_skills_mean_path_length']:.2f}")
     for key, (steps, vals) in result["rl_success"].items():
         if vals:
