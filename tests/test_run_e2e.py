@@ -103,3 +103,26 @@ def test_command_line_multirun_and_one_line_errors(tiny_dataset, tmp_path):
                             text=True, timeout=300)
     assert failed.returncode == 1
     assert "Traceback" not in failed.stderr and str(bad) in failed.stderr.strip().splitlines()[-1]
+
+
+def test_pretraining_resume_reproduces_the_uninterrupted_run(tiny_dataset, tmp_path):
+    """4 steps in one go == 2 steps, stop, resume to 4: same weights (RNG states travel in the checkpoint)."""
+    import torch
+
+    from rolf.utils.checkpoint import load_checkpoint
+
+    def pretrain(root, steps):
+        run.main(compose_cfg("skimo_maze", TINY + [f"log_root_dir={root}", f"rolf.pretrain.data_path={tiny_dataset}",
+                                                   f"rolf.pretrain.max_global_step={steps}", "rolf.pretrain.evaluate_every=0",
+                                                   "rolf.pretrain.ckpt_every=0", "env.max_episode_steps=50"]))
+        return load_checkpoint(root / "maze.skimo.pretrain.test.0" / "ckpt" / f"maze_ckpt_{steps:011d}.pt")["agent"]
+
+    straight = pretrain(tmp_path / "a", 4)
+    pretrain(tmp_path / "b", 2)
+    resumed = pretrain(tmp_path / "b", 4)
+    for group in ("meta_agent", "skill_agent"):
+        for module in ("actor", "encoder", "skill_encoder", "model", "decoder"):
+            if module not in straight[group]:
+                continue
+            for k, v in straight[group][module].items():
+                assert torch.equal(v, resumed[group][module][k]), f"{group}.{module}.{k}"
