@@ -36,7 +36,13 @@ def _maze_spec() -> EnvSpec:
     return EnvSpec("maze", 4, 2, make_maze_env, preprocess_maze_ob, MazeVisualizer, generate)
 
 
-_REGISTRY: dict[str, Callable[[], EnvSpec]] = {"maze": _maze_spec}
+def _kitchen_spec() -> EnvSpec:
+    from envs.kitchen import make_kitchen_env, preprocess_kitchen_ob
+
+    return EnvSpec("kitchen", 30, 9, make_kitchen_env, preprocess_kitchen_ob)
+
+
+_REGISTRY: dict[str, Callable[[], EnvSpec]] = {"maze": _maze_spec, "kitchen": _kitchen_spec}
 
 
 def get_env_spec(env_id: str) -> EnvSpec:
