@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rolf.config import ConfigError, cem_config, get
+from rolf.config import cem_config, get
 from rolf.networks import ActionDecoder, Decoder, Encoder, LSTMSkillEncoder, TanhNormal, analytic_kl, mc_kl
 from rolf.networks.latent_model import LatentModel, polyak_update_
 from rolf.planners import CEMPlanner

@@ -20,10 +20,6 @@ class EnvSpec:
     keep_obs_dims: int | None = None  # dims kept from the offline data's observations
 
 
-def _identity(x):
-    return x
-
-
 def _maze_spec() -> EnvSpec:
     from envs.maze import make_maze_env, preprocess_maze_ob
     from envs.maze_vis import MazeVisualizer

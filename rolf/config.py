@@ -3,7 +3,7 @@ everything downstream gets frozen dataclasses (configs flow one way: Hydra -> da
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from rolf.errors import UserError
@@ -80,11 +80,3 @@ def cem_config(r: Any, max_horizon: int, horizon_step: float, clamp: float) -> C
         clamp=clamp,
     )
 
-
-def dataclass_from(cls: type, values: dict) -> Any:
-    """Build a dataclass from a dict, reporting unknown/missing fields by name."""
-    names = {f.name for f in fields(cls)}
-    unknown = set(values) - names
-    if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-    return cls(**values)

@@ -41,7 +41,3 @@ class ClippedAdam:
     def load_state_dict(self, state: dict) -> None:
         self.optim.load_state_dict(state)
 
-
-def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Identity in the forward pass, gradient multiplied by `scale` (the original's backward hook)."""
-    return x * scale + x.detach() * (1.0 - scale)
