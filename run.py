@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -13,6 +14,17 @@ from omegaconf import DictConfig
 ALGOS = {
     "skimo": "skill_trainer:SkillTrainer",
 }
+
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+
+
+def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:
+    """The config `python run.py --config-name <name> <overrides>` would run with (for tests, benchmarks, notebooks)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides or [])
 
 
 def get_trainer_class(name: str):

@@ -19,10 +19,10 @@ from rolf.datasets.offline import load_trajectories
 from rolf.main import RunContext
 from rolf.trainers.rollout import HierarchicalRolloutRunner
 from rolf.trainers.trainer import Trainer
-from rolf.utils.checkpoint import load_checkpoint
+from rolf.utils.checkpoint import latest_checkpoint, load_checkpoint
 from rolf.utils.logger import Logger
 from rolf.utils.schedule import Every
-from skimo_agent import SkiMoAgent, SkiMoConfig
+from skimo_agent import build_agent
 
 log = logging.getLogger("skimo")
 
@@ -61,9 +61,9 @@ class SkillTrainer(Trainer):
         r = cfg.rolf
         self.spec = get_env_spec(ctx.env)
         self.env_kwargs = env_kwargs(cfg.env)
-        c = SkiMoConfig.from_rolf(r)
         rng = np.random.default_rng(ctx.seed)
-        agent = SkiMoAgent(c, r, self.spec.ob_dim, self.spec.ac_dim, self.spec.preprocess, ctx.device, ctx.phase, rng)
+        agent = build_agent(cfg, ctx.phase, ctx.device, rng=rng, spec=self.spec)
+        c = agent.c
         env = self.spec.make(seed=ctx.seed, **self.env_kwargs)
         eval_env = self.spec.make(seed=ctx.seed + 10_000, **self.env_kwargs)
         runner = HierarchicalRolloutRunner(env, eval_env, agent, c.skill_horizon, c.warm_up_step, c.reward_scale,
@@ -86,8 +86,6 @@ class SkillTrainer(Trainer):
         return super().train()
 
     def _load_pretrained(self) -> None:
-        from rolf.utils.checkpoint import latest_checkpoint
-
         if latest_checkpoint(self.ctx.ckpt_dir) is not None or self.init_ckpt_path:
             return  # resuming an RL run: its own checkpoint holds everything (loaded in resume())
         if not self.pretrain_ckpt_path:

@@ -497,3 +497,16 @@ def _require(d: dict, key: str, source: str) -> Any:
     if not isinstance(d, dict) or key not in d:
         raise CheckpointError(f"{source}: missing '{key}' (not a SkiMo checkpoint?)")
     return d[key]
+
+
+def build_agent(cfg: Any, phase: str | None = None, device: torch.device | str = "cpu", seed: int = 0,
+                rng: np.random.Generator | None = None, spec: Any = None) -> SkiMoAgent:
+    """SkiMo agent for a composed run config: dims and preprocessing from the env registry (`spec` overrides it),
+    phase from `rolf.phase` unless given."""
+    if spec is None:
+        from envs import get_env_spec
+
+        spec = get_env_spec(cfg.env.id)
+    rng = rng if rng is not None else np.random.default_rng(seed)
+    return SkiMoAgent(SkiMoConfig.from_rolf(cfg.rolf), cfg.rolf, spec.ob_dim, spec.ac_dim, spec.preprocess,
+                      torch.device(device), phase or str(cfg.rolf.phase), rng)

@@ -21,11 +21,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-
-from envs.maze import preprocess_maze_ob  # noqa: E402
 from rolf.utils.perf import tune_malloc  # noqa: E402
-from skimo_agent import SkiMoAgent, SkiMoConfig  # noqa: E402
+from run import compose_config  # noqa: E402
+from skimo_agent import SkiMoAgent, build_agent  # noqa: E402
 
 
 def timeit(fn, reps: int) -> tuple[float, float, float]:
@@ -40,10 +38,7 @@ def timeit(fn, reps: int) -> tuple[float, float, float]:
 
 
 def build(phase: str, overrides: list[str]) -> SkiMoAgent:
-    with initialize_config_dir(config_dir=str(ROOT / "config"), version_base="1.3"):
-        cfg = compose("skimo_maze", overrides=overrides)
-    c = SkiMoConfig.from_rolf(cfg.rolf)
-    return SkiMoAgent(c, cfg.rolf, 4, 2, preprocess_maze_ob, torch.device("cpu"), phase, np.random.default_rng(0))
+    return build_agent(compose_config("skimo_maze", overrides), phase)
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -25,20 +24,17 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-
 import run  # noqa: E402
 from d4rl.maze_layout import draw_maze, to_plot_xy  # noqa: E402
 from envs import get_env_spec  # noqa: E402
 from envs.maze_vis import unpreprocess_maze_xy  # noqa: E402
 from rolf.utils.checkpoint import load_checkpoint  # noqa: E402
 from skill_trainer import dataset_buffers  # noqa: E402
-from skimo_agent import SkiMoAgent, SkiMoConfig  # noqa: E402
+from skimo_agent import SkiMoAgent, build_agent  # noqa: E402
 
 
 def compose_cfg(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "config"), version_base="1.3"):
-        return compose("skimo_maze", overrides=overrides)
+    return run.compose_config("skimo_maze", overrides)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -51,9 +47,7 @@ def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 
 def load_agent(cfg, ckpt: Path, phase: str) -> SkiMoAgent:
-    spec = get_env_spec("maze")
-    agent = SkiMoAgent(SkiMoConfig.from_rolf(cfg.rolf), cfg.rolf, spec.ob_dim, spec.ac_dim, spec.preprocess,
-                       torch.device("cpu"), phase, np.random.default_rng(0))
+    agent = build_agent(cfg, phase)
     agent.load_pretrained(load_checkpoint(ckpt)["agent"])
     return agent
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+
+from run import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "original"
@@ -18,8 +18,7 @@ TINY = ["rolf.state_dim=16", "rolf.num_units=16", "rolf.num_layers=2", "rolf.pre
 
 
 def compose_cfg(name: str = "skimo_maze", overrides: list[str] | None = None):
-    with initialize_config_dir(config_dir=str(ROOT / "config"), version_base="1.3"):
-        return compose(name, overrides=overrides or [])
+    return compose_config(name, overrides)
 
 
 def maze_preprocess(x: torch.Tensor) -> torch.Tensor:
@@ -28,12 +27,12 @@ def maze_preprocess(x: torch.Tensor) -> torch.Tensor:
 
 def make_skimo_agent(overrides: list[str] | None = None, phase: str = "pretrain", ob_dim: int = 4, ac_dim: int = 2,
                      preprocess=maze_preprocess, seed: int = 0):
-    from skimo_agent import SkiMoAgent, SkiMoConfig
+    from envs import EnvSpec
+    from skimo_agent import build_agent
 
     torch.manual_seed(seed)
-    cfg = compose_cfg("skimo_maze", overrides)
-    c = SkiMoConfig.from_rolf(cfg.rolf)
-    return SkiMoAgent(c, cfg.rolf, ob_dim, ac_dim, preprocess, torch.device("cpu"), phase, np.random.default_rng(seed))
+    spec = EnvSpec("test", ob_dim, ac_dim, make=None, preprocess=preprocess)
+    return build_agent(compose_cfg("skimo_maze", overrides), phase, seed=seed, spec=spec)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import test_original_checkpoint as original
 from conftest import FIXTURES, compose_cfg
 from envs import env_kwargs, get_env_spec
 from rolf.utils.checkpoint import load_checkpoint
-from skimo_agent import SkiMoAgent, SkiMoConfig
+from skimo_agent import SkiMoAgent, SkiMoConfig, build_agent
 
 CKPT = FIXTURES / "kitchen_ckpt_00000000003.pt"
 # spec §4.1, kitchen column (every key; defaults included so a change of algo/skimo.yaml shows up here too)
@@ -38,10 +38,7 @@ SCALARS = {"hl_actor": 1.0, "hl_model": 1.0, "consistency": 2.0, "hl_reward": 0.
 def kitchen_agent(overrides: list[str] | None = None, phase: str = "rl", seed: int = 0) -> SkiMoAgent:
     """A SkiMo agent built from `skimo_kitchen` and the kitchen env spec (ob_dim 30, ac_dim 9)."""
     torch.manual_seed(seed)
-    cfg = compose_cfg("skimo_kitchen", overrides)
-    spec = get_env_spec(cfg.env.id)
-    return SkiMoAgent(SkiMoConfig.from_rolf(cfg.rolf), cfg.rolf, spec.ob_dim, spec.ac_dim, spec.preprocess,
-                      torch.device("cpu"), phase, np.random.default_rng(seed))
+    return build_agent(compose_cfg("skimo_kitchen", overrides), phase, seed=seed)
 
 
 def test_paper_scale_kitchen_values():
