@@ -15,7 +15,7 @@ import torch
 from envs import env_kwargs, get_env_spec
 from rolf.buffers import ReplayBufferEpisode
 from rolf.config import ConfigError, TrainerConfig, get
-from rolf.datasets.offline import load_trajectories
+from rolf.datasets.offline import load_trajectories, split_at_dones
 from rolf.main import RunContext
 from rolf.trainers.rollout import HierarchicalRolloutRunner
 from rolf.trainers.trainer import Trainer
@@ -29,15 +29,8 @@ log = logging.getLogger("skimo")
 
 def split_episodes(trajs: list[dict]) -> list[dict[str, np.ndarray]]:
     """Dataset items -> episodes {ob, ac, done}; a done=1 inside an item splits it (spec §1.5 step 3)."""
-    episodes = []
-    for t in trajs:
-        ends = np.flatnonzero(t["dones"]) + 1
-        start = 0
-        for end in ends:
-            episodes.append({"ob": t["obs"][start:end], "ac": t["actions"][start:end],
-                             "done": t["dones"][start:end].astype(np.float32)})
-            start = end
-    return episodes
+    return [{"ob": ep["obs"], "ac": ep["actions"], "done": ep["dones"]}
+            for t in trajs for ep in split_at_dones(t["obs"], t["actions"], t["dones"])]
 
 
 def dataset_buffers(path: str, spec, split: float, rng: np.random.Generator) -> tuple[ReplayBufferEpisode, ReplayBufferEpisode]:

@@ -53,7 +53,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from d4rl.point_maze import _BAD_STATE_WARNINGS
+from d4rl.mujoco_utils import diverged
 
 ENV_ID = "skimo/Kitchen-v0"
 N_ROBOT, N_OBJECT = 9, 21
@@ -184,7 +184,6 @@ class KitchenSim:
         self.dt = FRAME_SKIP * self.model.opt.timestep
         self._vel_lo, self._vel_hi = cfg["vel_bound"][:N_ROBOT].T.copy()
         self._pos_lo, self._pos_hi = cfg["pos_bound"][:N_ROBOT].T.copy()
-        self._warnings = self.data.warning.number  # live view (mjNWARNING,)
         self._last_robot_qpos = INIT_QPOS[:N_ROBOT].copy()
 
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
@@ -225,7 +224,7 @@ class KitchenSim:
 
     def unstable(self) -> bool:
         """True if MuJoCo flagged a diverged state since the last `set_state` (it then auto-resets the data)."""
-        return bool(self._warnings[_BAD_STATE_WARNINGS].any())
+        return diverged(self.data)
 
 
 # ---------------------------------------------------------------- Gymnasium env

@@ -19,11 +19,10 @@ import numpy as np
 from gymnasium import spaces
 
 from d4rl.maze_layout import load_layout
+from d4rl.mujoco_utils import diverged
 
 ENV_ID = "skimo/Maze-v0"
 VEL_CLIP = 5.0
-_BAD_STATE_WARNINGS = np.array([mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,
-                                mujoco.mjtWarning.mjWARN_BADQVEL], dtype=np.int64)
 
 
 def point_maze_xml(walls: np.ndarray) -> str:
@@ -80,7 +79,6 @@ class PointMassSim:
         self.model = model if model is not None else _maze_model()
         self.data = mujoco.MjData(self.model)
         self._qpos, self._qvel, self._ctrl = self.data.qpos, self.data.qvel, self.data.ctrl  # views, (2,)
-        self._warnings = self.data.warning.number  # live view (mjNWARNING,)
         self._obs = np.empty(4, dtype=np.float64)
 
     @property
@@ -116,7 +114,7 @@ class PointMassSim:
 
     def unstable(self) -> bool:
         """True if MuJoCo flagged a diverged state since the last `set_state` (it then auto-resets the data)."""
-        return bool(self._warnings[_BAD_STATE_WARNINGS].any())
+        return diverged(self.data)
 
 
 class MazeEnv(gymnasium.Env):

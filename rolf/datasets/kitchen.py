@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rolf.datasets.offline import ENV_DIMS, DatasetError, _array, _check_dim, save_trajectories
+from rolf.datasets.offline import ENV_DIMS, DatasetError, _array, _check_dim, save_trajectories, split_at_dones
 
 KITCHEN_OBS_DIM, KITCHEN_ACTION_DIM = ENV_DIMS["kitchen"]
 FRANKA_KITCHEN_OBS_DIM = 59  # FrankaKitchen-v1 `observation`: robot qpos 9, robot qvel 9, object qpos 21, object qvel 20
@@ -68,25 +68,6 @@ def _check_len(where: str, arrays: dict[str, np.ndarray], n: int) -> None:
     for key, arr in arrays.items():
         if len(arr) != n:
             raise DatasetError(f"{where}: {key!r} has {len(arr)} steps, expected {n} (as 'actions')")
-
-
-def split_at_dones(obs: np.ndarray, actions: np.ndarray, dones: np.ndarray) -> list[dict[str, np.ndarray]]:
-    """Flat arrays -> container items, a new item after every done (the last item ends with done = 1).
-
-    Args:
-        obs: (N, d); actions: (N, d_a); dones: (N,) bool or numeric (non-zero = done).
-    """
-    ends = list(np.flatnonzero(dones) + 1)
-    if not ends or ends[-1] != len(dones):
-        ends.append(len(dones))
-    items, start = [], 0
-    for end in ends:
-        done = np.zeros(end - start, dtype=np.float32)
-        done[-1] = 1.0
-        items.append({"obs": np.ascontiguousarray(obs[start:end], dtype=np.float32),
-                      "actions": np.ascontiguousarray(actions[start:end], dtype=np.float32), "dones": done})
-        start = end
-    return items
 
 
 def load_d4rl_hdf5(path: str | os.PathLike, obs_dims: int = KITCHEN_OBS_DIM) -> list[dict[str, np.ndarray]]:

@@ -156,3 +156,22 @@ def save_trajectories(path: str | os.PathLike, trajs: list[dict[str, np.ndarray]
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def split_at_dones(obs: np.ndarray, actions: np.ndarray, dones: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """Flat arrays -> container items, a new item after every done (the last item ends with done = 1).
+
+    Args:
+        obs: (N, d); actions: (N, d_a); dones: (N,) bool or numeric (non-zero = done).
+    """
+    ends = list(np.flatnonzero(dones) + 1)
+    if not ends or ends[-1] != len(dones):
+        ends.append(len(dones))
+    items, start = [], 0
+    for end in ends:
+        done = np.zeros(end - start, dtype=np.float32)
+        done[-1] = 1.0
+        items.append({"obs": np.ascontiguousarray(obs[start:end], dtype=np.float32),
+                      "actions": np.ascontiguousarray(actions[start:end], dtype=np.float32), "dones": done})
+        start = end
+    return items
