@@ -97,7 +97,9 @@ class SkillTrainer(Trainer):
             if self.spec.generate_dataset is None:
                 raise FileNotFoundError(f"{path}: dataset not found and env {self.ctx.env!r} has no generator")
             log.info("%s not found: generating the default %s dataset with the project's seeded generator", path, self.ctx.env)
-            self.spec.generate_dataset(str(path))
+            stats = self.spec.generate_dataset(str(path))
+            log.info("wrote %s: %s", path, ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                     for k, v in (stats or {}).items()))
         return str(path)
 
     def pretrain(self) -> int:

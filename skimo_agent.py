@@ -179,6 +179,7 @@ class SkiMoAgent:
         self.skill_agent = SkiMoSkillAgent(c, ob_dim, ac_dim).to(device)
         self.skill_prior = copy.deepcopy(self.meta_agent).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(float(np.log(c.alpha_init)), device=device))
+        self._fixed_alpha = None if c.fixed_alpha is None else torch.tensor(c.fixed_alpha, device=device)
         self.planner = CEMPlanner(cem_config(rolf_cfg, c.n_skill, c.horizon_step, clamp=0.999), c.skill_dim)
         self.kl = analytic_kl if c.analytic_kl else mc_kl
         self.step = 0
@@ -298,7 +299,8 @@ class SkiMoAgent:
 
     # ------------------------------------------------------------------ downstream RL (spec §2.5, §2.6)
     def alpha(self) -> torch.Tensor:
-        return torch.tensor(self.c.fixed_alpha, device=self.device) if self.c.fixed_alpha is not None else self.log_alpha.exp().detach()
+        """α_eff: `fixed_alpha` when set (0 included, spec §7.5), else the learned α (detached)."""
+        return self._fixed_alpha if self._fixed_alpha is not None else self.log_alpha.exp().detach()
 
     def store_episode(self, hl_rollout: dict[str, list]) -> None:
         self.hl_buffer.add_transitions(hl_rollout)

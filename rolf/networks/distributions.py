@@ -77,7 +77,8 @@ def mc_kl(p: TanhNormal, q: TanhNormal | str, n: int = 100) -> torch.Tensor:
 
     As in the original (a Dreamer-style TanhBijector without a cache), both log-densities are evaluated at the
     inverted sample u' = atanh(clamp(tanh(u))), so the tanh log-Jacobians are identical and cancel: they are not
-    computed. What remains is the Gaussian log-ratio at u' (about 3x fewer tensor passes over the n samples).
+    computed. What remains is the Gaussian log-ratio at u' (measured for p of shape (512, 10, 10) vs "tanh": forward +
+    backward 339 ms -> 248 ms on 2 cores, before the malloc setting of rolf.utils.perf).
     """
     if isinstance(q, str):
         if q != "tanh":
