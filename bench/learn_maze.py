@@ -28,28 +28,14 @@ import run  # noqa: E402
 from d4rl.maze_layout import draw_maze, to_plot_xy  # noqa: E402
 from envs import get_env_spec  # noqa: E402
 from envs.maze_vis import unpreprocess_maze_xy  # noqa: E402
-from rolf.utils.checkpoint import load_checkpoint  # noqa: E402
+from bench.learn_common import (load_agent, plot_pretrain_losses, pretrain_series, print_pretrain_summary,  # noqa: E402
+                                read_metrics, series)
 from skill_trainer import dataset_buffers  # noqa: E402
-from skimo_agent import SkiMoAgent, build_agent  # noqa: E402
+from skimo_agent import SkiMoAgent  # noqa: E402
 
 
 def compose_cfg(overrides: list[str]):
     return run.compose_config("skimo_maze", overrides)
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
-    pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), float)]
-    return [p[0] for p in pts], [p[1] for p in pts]
-
-
-def load_agent(cfg, ckpt: Path, phase: str) -> SkiMoAgent:
-    agent = build_agent(cfg, phase)
-    agent.load_pretrained(load_checkpoint(ckpt)["agent"])
-    return agent
 
 
 def prediction_error(agent: SkiMoAgent, data_path: str, n_batches: int = 8) -> dict[str, list[float]]:
@@ -159,9 +145,7 @@ def main() -> None:
 
     result = {
         "timings": timings,
-        "pretrain": {k: series(pre_rows, f"pretrain/{k}") for k in ("ll_actor_loss", "consistency_loss", "hl_actor_loss",
-                                                                    "hl_recon_loss", "vae_kl_div")},
-        "pretrain_eval": {k: series(pre_rows, f"pretrain_eval/{k}") for k in ("ll_actor_loss", "consistency_loss")},
+        **pretrain_series(pre_rows),
         "prediction_error": pred_err,
         "prior_skills_mean_path_length": moved,
         "rl_success": {"train_ep_mean": series(rl_rows, "train_ep/rew"), "train_ep_max": series(rl_rows, "train_ep_max/rew"),
@@ -177,14 +161,7 @@ def main() -> None:
 
 def plot(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-    ax = axes[0]
-    for key, (steps, vals) in result["pretrain"].items():
-        if vals:
-            ax.plot(steps, vals, label=key)
-    ax.set_yscale("symlog", linthresh=1e-2)
-    ax.set_xlabel("pre-training step")
-    ax.set_title("pre-training losses")
-    ax.legend(fontsize=7)
+    plot_pretrain_losses(axes[0], result)
     ax = axes[1]
     err = result["prediction_error"]
     ax.plot(err["model"], "o-", label="skill dynamics model (open loop, decoded)")
@@ -209,11 +186,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def summarize(result: dict) -> None:
-    for k, v in result["timings"].items():
-        print(f"{k} {v:.1f}")
-    for k, (steps, vals) in result["pretrain"].items():
-        if vals:
-            print(f"pretrain/{k} first {vals[0]:.4g} last {vals[-1]:.4g}")
+    print_pretrain_summary(result)
     err = result["prediction_error"]
     for k in (1, 5, len(err["model"]) - 1):
         print(f"pred_err_k{k} model {err['model'][k]:.3f} no_motion {err['no_motion'][k]:.3f} "
