@@ -19,7 +19,7 @@ from torch import nn
 
 from rolf.config import cem_config, get
 from rolf.networks import ActionDecoder, Decoder, Encoder, LSTMSkillEncoder, TanhNormal, analytic_kl, mc_kl
-from rolf.networks.latent_model import LatentModel, polyak_update_
+from rolf.networks.latent_model import LatentModel, polyak_update_, rollout_losses
 from rolf.planners import CEMPlanner
 from rolf.utils.checkpoint import CheckpointError, load_module_state
 from rolf.utils.optim import ClippedAdam
@@ -369,16 +369,8 @@ class SkiMoAgent:
         # Reward and value on the encoded true states, all k at once ("extra" terms of the original).
         r_true = model.reward(torch.cat([h[:, :-1], z], -1))[0]  # (B, L)
         q1_true, q2_true = model.q(self._critic_input(ob[:, :-1], h[:, :-1]), z)
-        x = h[:, 0]
-        cons = rew_l = val_l = torch.zeros(ob.shape[0], device=ob.device)
-        for k in range(big_l):
-            q1, q2 = model.q(self._critic_input(ob[:, k], x), z[:, k])
-            x_next, r_hat = model.imagine_step(x, z[:, k])
-            w = c.rho**k
-            cons = cons + w * ((x_next - h_target[:, k + 1]) ** 2).mean(-1)
-            rew_l = rew_l + w * (r_hat - rew[:, k]) ** 2
-            val_l = val_l + w * ((q1 - y[:, k]) ** 2 + (q2 - y[:, k]) ** 2)
-            x = x_next
+        cons, rew_l, val_l, _ = rollout_losses(model, h[:, 0], z, h_target[:, 1:], rew, y, c.rho,
+                                               lambda k, x: self._critic_input(ob[:, k], x))
         if not c.fix_model_loss:
             rew_l = rew_l + ((r_true - rew) ** 2).sum(1)
             val_l = val_l + ((q1_true - y) ** 2 + (q2_true - y) ** 2).sum(1)

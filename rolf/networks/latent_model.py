@@ -5,6 +5,8 @@ Shared by SkiMo (skill dynamics), TD-MPC and SPiRL+TD-MPC. Attribute names match
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -36,6 +38,36 @@ class LatentModel(nn.Module):
 
     def q(self, h: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.critic(torch.cat([h, action], dim=-1))
+
+
+def rollout_losses(model: LatentModel, h0: torch.Tensor, actions: torch.Tensor, h_target: torch.Tensor,
+                   rew: torch.Tensor, y: torch.Tensor, rho: float,
+                   critic_input: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TD-MPC's multi-step latent losses (spec §2.5, §3.2), shared by SkiMo, TD-MPC and SPiRL+TD-MPC.
+
+    Rolls the dynamics open-loop from h0 under the given actions and sums, with weights ρ^k,
+    consistency mean_d (ĥ_{k+1} − h̄_{k+1})², reward (R(ĥ_k, a_k) − r_k)² and value Σ_i (Q_i(ĥ_k, a_k) − y_k)².
+
+    Args:
+        h0: (B, d_s) online latent of the first observation; actions: (B, L, d_a); h_target: (B, L, d_s) target
+        latents of o_1..o_L; rew, y: (B, L) rewards and TD targets.
+        critic_input: (k, ĥ_k) -> the critic's state input (SkiMo+SAC feeds the observation instead of ĥ_k).
+    Returns:
+        (consistency, reward, value) losses, each (B,), and the rolled-out latents ĥ_0..ĥ_L (B, L+1, d_s).
+    """
+    x = h0
+    zero = torch.zeros(h0.shape[0], device=h0.device, dtype=h0.dtype)
+    cons, rew_l, val_l, hs = zero, zero, zero, [h0]
+    for k in range(actions.shape[1]):
+        q1, q2 = model.q(x if critic_input is None else critic_input(k, x), actions[:, k])
+        x, r_hat = model.imagine_step(x, actions[:, k])
+        w = rho**k
+        cons = cons + w * ((x - h_target[:, k]) ** 2).mean(-1)
+        rew_l = rew_l + w * (r_hat - rew[:, k]) ** 2
+        val_l = val_l + w * ((q1 - y[:, k]) ** 2 + (q2 - y[:, k]) ** 2)
+        hs.append(x)
+    return cons, rew_l, val_l, torch.stack(hs, 1)
 
 
 @torch.no_grad()
