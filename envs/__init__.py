@@ -35,10 +35,27 @@ def _maze_spec() -> EnvSpec:
 def _kitchen_spec() -> EnvSpec:
     from envs.kitchen import make_kitchen_env, preprocess_kitchen_ob
 
-    return EnvSpec("kitchen", 30, 9, make_kitchen_env, preprocess_kitchen_ob)
+    def generate(path: str):
+        from d4rl.generate import generate_kitchen_dataset
+
+        return generate_kitchen_dataset(path)
+
+    return EnvSpec("kitchen", 30, 9, make_kitchen_env, preprocess_kitchen_ob, generate_dataset=generate)
 
 
-_REGISTRY: dict[str, Callable[[], EnvSpec]] = {"maze": _maze_spec, "kitchen": _kitchen_spec}
+def _calvin_spec() -> EnvSpec:
+    from envs.calvin import make_calvin_env, preprocess_calvin_ob
+
+    def generate(path: str):
+        from calvin.generate import generate_calvin_dataset
+
+        return generate_calvin_dataset(path)
+
+    # Datasets hold 39-d robot_obs + scene_obs; SkiMo keeps the first 21 (spec §5.1).
+    return EnvSpec("calvin", 21, 7, make_calvin_env, preprocess_calvin_ob, generate_dataset=generate, keep_obs_dims=21)
+
+
+_REGISTRY: dict[str, Callable[[], EnvSpec]] = {"maze": _maze_spec, "kitchen": _kitchen_spec, "calvin": _calvin_spec}
 
 
 def get_env_spec(env_id: str) -> EnvSpec:
