@@ -1,11 +1,19 @@
-"""Seeded offline-dataset generators. `python -m d4rl.generate maze --out data/maze.gz --num-traj 3000 --seed 0`.
+"""Seeded offline-dataset generators. `python -m d4rl.generate maze --out data/maze.gz --num-traj 3000 --seed 0`,
+`python -m d4rl.generate kitchen --out data/kitchen.gz --num-episodes 600 --seed 0`.
 
 Maze (spec §5.1, the d4rl fork's `generate_randMaze2d_datasets.py` on the fixed randMaze0S40 layout): reset to a
 random free cell (+U(±0.1), velocity N(0, 0.1²)), pick a random free goal cell (+U(±0.1)), follow the waypoint
 controller until it reports the goal reached or `max_steps` steps have been recorded; keep trajectories longer
-than 20 steps. Trajectory i is a pure function of (seed, i): its RNG is the i-th child of `SeedSequence(seed)`
-and a rejected attempt (unreachable goal, too short) retries with the same RNG. So the output does not depend
-on the number of worker processes.
+than 20 steps.
+
+Kitchen ("mixed"-style multi-task play, spec §5.1/§5.3): from D4RL's reset state, a random order of 4 distinct
+subtasks out of the 7, each solved by its scripted task-space controller (`d4rl/kitchen_scripts.py`) with noise
+on waypoints and actions and D4RL's observation noise; an episode is cut after its last successful subtask (a
+failed subtask's segment and everything after it is dropped); an episode left with fewer than 101 steps (one
+pre-training window, n_skill · skill_horizon + 1) is retried.
+
+Trajectory i is a pure function of (seed, i): its RNG is the i-th child of `SeedSequence(seed)` and a rejected
+attempt retries with the same RNG. So the output does not depend on the number of worker processes.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import argparse
 import multiprocessing as mp
 import os
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -94,17 +102,25 @@ def maze_trajectory(seed_seq: np.random.SeedSequence, max_steps: int = 1600,
     raise RuntimeError(f"no trajectory longer than {MIN_TRAJ_LEN} steps in 10000 attempts (max_steps={max_steps})")
 
 
-def _task(args: tuple[np.random.SeedSequence, int, float]) -> dict[str, Any]:
+def _maze_task(args: tuple[np.random.SeedSequence, int, float]) -> dict[str, Any]:
     return maze_trajectory(*args)
 
 
-def _results(tasks: list[tuple], workers: int) -> Iterator[dict[str, Any]]:
+def _results(fn: Callable[[tuple], dict[str, Any]], tasks: list[tuple], workers: int) -> Iterator[dict[str, Any]]:
+    """fn(task) for every task, in order, in `workers` processes (fn must be a module-level function)."""
     if workers <= 1:
-        yield from map(_task, tasks)
+        yield from map(fn, tasks)
         return
     # "spawn": safe when the parent already runs torch threads; workers only import numpy/mujoco.
     with mp.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(_task, tasks, chunksize=max(1, min(16, len(tasks) // (8 * workers))))
+        yield from pool.imap(fn, tasks, chunksize=max(1, min(16, len(tasks) // (8 * workers))))
+
+
+def _length_stats(trajs: list[dict[str, Any]], seconds: float) -> dict[str, float]:
+    lens = np.array([len(t["obs"]) for t in trajs])
+    return {"trajectories": len(trajs), "total_steps": int(lens.sum()), "mean_len": float(lens.mean()),
+            "min_len": int(lens.min()), "max_len": int(lens.max()), "seconds": seconds,
+            "steps_per_s": float(lens.sum() / seconds)}
 
 
 def generate_maze_dataset(path: str, num_traj: int = 3000, seed: int = 0, workers: int | None = None,
@@ -129,22 +145,127 @@ def generate_maze_dataset(path: str, num_traj: int = 3000, seed: int = 0, worker
     t0 = time.perf_counter()
     tasks = [(s, max_steps, action_noise) for s in np.random.SeedSequence(seed).spawn(num_traj)]
     trajs, reached, attempts = [], 0, 0
-    for r in tqdm(_results(tasks, workers), total=num_traj, disable=not progress, desc="maze trajectories",
-                  unit="traj"):
+    for r in tqdm(_results(_maze_task, tasks, workers), total=num_traj, disable=not progress,
+                  desc="maze trajectories", unit="traj"):
         reached += r.pop("reached")
         attempts += r.pop("attempts")
         trajs.append(r)
     save_trajectories(path, trajs)
-    seconds = time.perf_counter() - t0
-    lens = np.array([len(t["obs"]) for t in trajs])
-    return {"trajectories": len(trajs), "total_steps": int(lens.sum()), "mean_len": float(lens.mean()),
-            "min_len": int(lens.min()), "max_len": int(lens.max()), "reached": reached / len(trajs),
-            "attempts": attempts, "seconds": seconds, "steps_per_s": float(lens.sum() / seconds)}
+    stats = _length_stats(trajs, time.perf_counter() - t0)
+    return {**stats, "reached": reached / len(trajs), "attempts": attempts}
 
 
 def _summary(path: str, s: dict[str, float]) -> str:
     return (f"{path}: {s['trajectories']} trajectories, {s['total_steps']} steps, mean length {s['mean_len']:.1f}, "
             f"goal reached {100 * s['reached']:.1f}%, {s['seconds']:.1f} s, {s['steps_per_s']:.0f} steps/s")
+
+
+# ---------------------------------------------------------------- kitchen
+_KITCHEN: dict[str, Any] = {}  # per-process kitchen simulator
+MIN_KITCHEN_LEN = 101  # one SkiMo pre-training window (10 skills x 10 steps + 1)
+
+
+def kitchen_episode(seed_seq: np.random.SeedSequence, n_subtasks: int = 4, noise_ratio: float = 0.1,
+                    waypoint_noise: float = 0.01, action_noise: float = 0.05,
+                    max_subtask_steps: int = 120) -> dict[str, Any]:
+    """One kept kitchen episode, deterministic in `seed_seq`.
+
+    Returns:
+        {"obs": (T, 30) float32, "actions": (T, 9) float32, "dones": (T,) float32 (1 at the end), "order": the
+        subtasks completed in order, "tried": {subtask: attempts}, "solved": {subtask: successes}, "attempts":
+        episodes tried}.
+    """
+    from d4rl.kitchen import KitchenSim
+    from d4rl.kitchen_scripts import SUBTASK_NAMES, ScriptNoise, run_subtask
+
+    if "sim" not in _KITCHEN or _KITCHEN["noise_ratio"] != noise_ratio:
+        _KITCHEN.update(sim=KitchenSim(noise_ratio), noise_ratio=noise_ratio)
+    sim = _KITCHEN["sim"]
+    noise = ScriptNoise(waypoint=waypoint_noise, action=action_noise)
+    rng = np.random.default_rng(seed_seq)
+    tried: dict[str, int] = {}
+    solved: dict[str, int] = {}
+    for attempt in range(1, 1001):
+        order = [SUBTASK_NAMES[i] for i in rng.permutation(len(SUBTASK_NAMES))[:n_subtasks]]
+        ob = sim.reset(rng)
+        obs_parts, act_parts, done_order = [], [], []
+        for name in order:
+            obs, actions, success = run_subtask(sim, name, rng, ob, noise, max_subtask_steps)
+            tried[name] = tried.get(name, 0) + 1
+            if not success or sim.unstable():
+                break
+            solved[name] = solved.get(name, 0) + 1
+            obs_parts.append(obs)
+            act_parts.append(actions)
+            done_order.append(name)
+            ob = sim.last_obs  # the observation after the segment's last action
+        if sum(map(len, obs_parts)) >= MIN_KITCHEN_LEN:
+            obs, actions = np.concatenate(obs_parts), np.concatenate(act_parts)
+            dones = np.zeros(len(obs), dtype=np.float32)
+            dones[-1] = 1.0
+            return {"obs": obs.astype(np.float32), "actions": actions.astype(np.float32), "dones": dones,
+                    "order": done_order, "tried": tried, "solved": solved, "attempts": attempt}
+    raise RuntimeError(f"the kitchen scripts produced no episode of {MIN_KITCHEN_LEN}+ successful steps in 1000 tries")
+
+
+def _kitchen_task(args: tuple) -> dict[str, Any]:
+    return kitchen_episode(*args)
+
+
+def generate_kitchen_dataset(path: str, num_episodes: int = 600, seed: int = 0, workers: int | None = None,
+                             n_subtasks: int = 4, noise_ratio: float = 0.1, waypoint_noise: float = 0.01,
+                             action_noise: float = 0.05, max_subtask_steps: int = 120,
+                             progress: bool = True) -> dict[str, Any]:
+    """Generates scripted kitchen play in the original container format (30-d obs, 9-d actions, dones).
+
+    Args:
+        path: output file; written atomically.
+        num_episodes: episodes kept (D4RL kitchen-mixed: ~600 episodes, ~137k steps).
+        seed: root seed; the same seed gives the same file for any `workers`.
+        workers: processes (default `os.cpu_count()`); 1 runs in this process.
+        n_subtasks: distinct subtasks chained per episode, in random order (kitchen-mixed: 4).
+        noise_ratio: D4RL's observation noise (× the robot config's amplitudes); 0 = noise-free.
+        waypoint_noise: σ (m) of the scripts' waypoint noise.
+        action_noise: σ of Gaussian noise on the scripts' actions (clipped to [−1, 1]).
+        max_subtask_steps: a subtask not solved within this many steps counts as failed.
+        progress: show a tqdm bar.
+    Returns:
+        Stats: trajectories, total_steps, mean/min/max_len, seconds, steps_per_s, attempts, mean_subtasks (per
+        kept episode), full_episodes (fraction with all `n_subtasks` solved), success_<subtask> (scripted
+        success rate over all tries), tried_<subtask>.
+    """
+    if num_episodes < 1 or not 1 <= n_subtasks <= 7:
+        raise ValueError(f"need num_episodes >= 1 and 1 <= n_subtasks <= 7 (got {num_episodes}, {n_subtasks})")
+    workers = max(1, min(int(workers or os.cpu_count() or 1), num_episodes))
+    t0 = time.perf_counter()
+    tasks = [(s, n_subtasks, noise_ratio, waypoint_noise, action_noise, max_subtask_steps)
+             for s in np.random.SeedSequence(seed).spawn(num_episodes)]
+    trajs, tried, solved, attempts, n_done, full = [], {}, {}, 0, 0, 0
+    for r in tqdm(_results(_kitchen_task, tasks, workers), total=num_episodes, disable=not progress,
+                  desc="kitchen episodes", unit="ep"):
+        for name, n in r.pop("tried").items():
+            tried[name] = tried.get(name, 0) + n
+        for name, n in r.pop("solved").items():
+            solved[name] = solved.get(name, 0) + n
+        attempts += r.pop("attempts")
+        order = r.pop("order")
+        n_done += len(order)
+        full += len(order) == n_subtasks
+        trajs.append(r)
+    save_trajectories(path, trajs)
+    stats = _length_stats(trajs, time.perf_counter() - t0)
+    stats.update(attempts=attempts, mean_subtasks=n_done / len(trajs), full_episodes=full / len(trajs))
+    for name in sorted(tried):
+        stats[f"success_{name}"] = solved.get(name, 0) / tried[name]
+        stats[f"tried_{name}"] = tried[name]
+    return stats
+
+
+def _kitchen_summary(path: str, s: dict[str, Any]) -> str:
+    rates = ", ".join(f"{k[len('success_'):]} {100 * v:.0f}%" for k, v in s.items() if k.startswith("success_"))
+    return (f"{path}: {s['trajectories']} episodes, {s['total_steps']} steps, mean length {s['mean_len']:.1f}, "
+            f"{s['mean_subtasks']:.2f} subtasks per episode ({100 * s['full_episodes']:.0f}% complete), "
+            f"{s['seconds']:.1f} s, {s['steps_per_s']:.0f} steps/s\nscripted subtask success: {rates}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,11 +279,27 @@ def main(argv: list[str] | None = None) -> None:
     maze.add_argument("--max-steps", type=int, default=1600)
     maze.add_argument("--action-noise", type=float, default=0.0, help="σ of Gaussian action noise (fork: 0.5)")
     maze.add_argument("--no-progress", action="store_true")
+    kitchen = sub.add_parser("kitchen", help="scripted multi-task play (4 random subtasks per episode)")
+    kitchen.add_argument("--out", default="data/kitchen.gz")
+    kitchen.add_argument("--num-episodes", type=int, default=600)
+    kitchen.add_argument("--seed", type=int, default=0)
+    kitchen.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    kitchen.add_argument("--subtasks", type=int, default=4, help="subtasks per episode")
+    kitchen.add_argument("--noise-ratio", type=float, default=0.1, help="observation noise (D4RL: 0.1)")
+    kitchen.add_argument("--waypoint-noise", type=float, default=0.01, help="σ (m) of waypoint noise")
+    kitchen.add_argument("--action-noise", type=float, default=0.05, help="σ of Gaussian action noise")
+    kitchen.add_argument("--max-subtask-steps", type=int, default=120)
+    kitchen.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.env == "maze":
         stats = generate_maze_dataset(args.out, args.num_traj, args.seed, args.workers, args.max_steps,
                                       args.action_noise, progress=not args.no_progress)
         print(_summary(args.out, stats))
+    elif args.env == "kitchen":
+        stats = generate_kitchen_dataset(args.out, args.num_episodes, args.seed, args.workers, args.subtasks,
+                                         args.noise_ratio, args.waypoint_noise, args.action_noise,
+                                         args.max_subtask_steps, progress=not args.no_progress)
+        print(_kitchen_summary(args.out, stats))
 
 
 if __name__ == "__main__":

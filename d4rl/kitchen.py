@@ -185,6 +185,7 @@ class KitchenSim:
         self._vel_lo, self._vel_hi = cfg["vel_bound"][:N_ROBOT].T.copy()
         self._pos_lo, self._pos_hi = cfg["pos_bound"][:N_ROBOT].T.copy()
         self._last_robot_qpos = INIT_QPOS[:N_ROBOT].copy()
+        self.last_obs = INIT_QPOS.astype(np.float32)
 
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
         """Resets all simulator state (warnings and warm start included) and sets qpos (30,) / qvel (29,) (None:
@@ -201,10 +202,12 @@ class KitchenSim:
         return self.set_state(INIT_QPOS, None, rng)
 
     def observe(self, rng: np.random.Generator) -> np.ndarray:
-        """qpos (30,) + U(−1, 1) · noise_ratio · amp, float32; remembers the noisy robot part for the control law."""
+        """qpos (30,) + U(−1, 1) · noise_ratio · amp, float32; remembers the noisy robot part for the control law
+        and the whole observation as `last_obs` (what a caller of a scripted segment continues from)."""
         obs = self.data.qpos + self.noise_amp * rng.uniform(-1.0, 1.0, size=OBS_DIM)
         self._last_robot_qpos = obs[:N_ROBOT]
-        return obs.astype(np.float32)
+        self.last_obs = obs.astype(np.float32)
+        return self.last_obs
 
     def control(self, action: np.ndarray) -> np.ndarray:
         """D4RL Robot_VelAct: position target = last observed robot qpos + clip(2·a, velocity bounds) · dt, clipped
