@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 # rolf.name -> trainer class. One table; the trainer builds its agent, env and runner from the config.
 ALGOS = {
     "skimo": "skill_trainer:SkillTrainer",
+    "tdmpc": "baselines.rl_trainer:RLTrainer",
 }
 
 

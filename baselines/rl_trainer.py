@@ -1,0 +1,50 @@
+"""The trainer of every method that learns online from scratch or from a frozen skill library (no SkiMo
+pre-training phase): builds env, agent and runner from the config and runs the shared rolf RL loop."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from envs import env_kwargs, get_env_spec
+from rolf.config import ConfigError, TrainerConfig, get
+from rolf.main import RunContext
+from rolf.trainers.rollout import HierarchicalRolloutRunner
+from rolf.trainers.trainer import Trainer
+from rolf.utils.logger import Logger
+
+
+def build_tdmpc(cfg: Any, spec, device: torch.device, rng: np.random.Generator):
+    from baselines.tdmpc_agent import TDMPCAgent, TDMPCConfig
+
+    return TDMPCAgent(TDMPCConfig.from_rolf(cfg.rolf), cfg.rolf, spec.ob_dim, spec.ac_dim, device, rng)
+
+
+# rolf.name -> agent factory (cfg, env spec, device, rng) -> agent
+AGENTS: dict[str, Callable[..., Any]] = {"tdmpc": build_tdmpc}
+
+
+def build_method_agent(cfg: Any, device: torch.device | str = "cpu", seed: int = 0, spec=None):
+    """The agent named by `rolf.name` for a composed config (tests, benchmarks)."""
+    name = str(cfg.rolf.name)
+    if name not in AGENTS:
+        raise ConfigError(f"unknown rolf.name {name!r} for the RL trainer; available: {sorted(AGENTS)}")
+    return AGENTS[name](cfg, spec or get_env_spec(cfg.env.id), torch.device(device), np.random.default_rng(seed))
+
+
+class RLTrainer(Trainer):
+    def __init__(self, cfg: Any, ctx: RunContext, logger: Logger):
+        if ctx.phase != "rl":
+            raise ConfigError(f"rolf.phase={ctx.phase!r}: {ctx.algo} has only the 'rl' phase")
+        spec = get_env_spec(ctx.env)
+        agent = build_method_agent(cfg, ctx.device, ctx.seed, spec)
+        kwargs = env_kwargs(cfg.env)
+        env = spec.make(seed=ctx.seed, **kwargs)
+        eval_env = spec.make(seed=ctx.seed + 10_000, **kwargs)
+        tcfg = TrainerConfig.from_cfg(cfg)
+        runner = HierarchicalRolloutRunner(env, eval_env, agent, agent.skill_horizon, tcfg.warm_up_step,
+                                           reward_scale=float(get(cfg.rolf, "reward_scale", 1.0)), seed=ctx.seed)
+        vis = spec.visualizer(ctx.log_dir / "vis") if spec.visualizer else None
+        super().__init__(ctx, tcfg, agent, runner, logger, vis, get(cfg, "init_ckpt_path", None))
