@@ -125,6 +125,7 @@ def run_skill_bench(b: SkillBench, root: Path, argv: list[str] | None = None) ->
     ap.add_argument("--rl-steps", type=int, default=30_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--prefix", default="learn")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--analyse-only", action="store_true", help="reuse the runs already in --out; redo the analysis")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -132,7 +133,8 @@ def run_skill_bench(b: SkillBench, root: Path, argv: list[str] | None = None) ->
     log_root = out / "log"
     json_path = out / f"learn_{b.env}.json"
     timings: dict[str, float] = {}
-    common = [f"log_root_dir={log_root}", f"seed={args.seed}", "+preset=cpu_quick"]
+    common = [f"log_root_dir={log_root}", f"seed={args.seed}", "+preset=cpu_quick",
+              *([f"num_threads={args.threads}"] if args.threads else [])]
     compose = lambda extra: run.compose_config(b.config, common + extra)  # noqa: E731
 
     data_stats = None
