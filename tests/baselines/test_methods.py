@@ -110,3 +110,24 @@ def test_tdmpc_warm_up_acts_uniformly_and_plans_after():
     assert acts.shape == (200, 2) and acts.min() < -0.8 and acts.max() > 0.8
     a, mean = agent.act_meta(np.zeros(4, np.float32), None, True)
     assert a.shape == (2,) and mean is not None
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_launcher_runs_and_resumes(method, tmp_path):
+    """`python run.py --config-name <method>` through run.main: trains, evaluates, checkpoints, and a second call
+    with a larger budget resumes from the newest checkpoint."""
+    import json
+
+    import run
+
+    base = ["env=maze", "env.max_episode_steps=50", *TINY[method], f"log_root_dir={tmp_path}", "run_prefix=t",
+            "rolf.log_every=50", "rolf.evaluate_every=100", "rolf.ckpt_every=100"]
+    run.main(compose_cfg(method, base + ["rolf.max_global_step=200"]))
+    name = str(compose_cfg(method).rolf.name)
+    run_dir = tmp_path / f"maze.{name}.rl.t.0"
+    assert (run_dir / "ckpt" / "maze_ckpt_00000000200.pt").is_file()
+    run.main(compose_cfg(method, base + ["rolf.max_global_step=250"]))
+    steps = sorted(int(p.stem.split("_")[-1]) for p in (run_dir / "ckpt").glob("maze_ckpt_*.pt"))
+    assert steps[-1] == 250
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("test_ep/len" in r for r in rows) and any("train_rl/model_loss" in r for r in rows)
