@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 ALGOS = {
     "skimo": "skill_trainer:SkillTrainer",
     "tdmpc": "baselines.rl_trainer:RLTrainer",
+    "dreamer": "baselines.rl_trainer:RLTrainer",
 }
 
 

@@ -3,7 +3,8 @@ pre-training phase): builds env, agent and runner from the config and runs the s
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +23,14 @@ def build_tdmpc(cfg: Any, spec, device: torch.device, rng: np.random.Generator):
     return TDMPCAgent(TDMPCConfig.from_rolf(cfg.rolf), cfg.rolf, spec.ob_dim, spec.ac_dim, device, rng)
 
 
+def build_dreamer(cfg: Any, spec, device: torch.device, rng: np.random.Generator):
+    from baselines.dreamer_agent import build_dreamer as build
+
+    return build(cfg, spec, device, rng)
+
+
 # rolf.name -> agent factory (cfg, env spec, device, rng) -> agent
-AGENTS: dict[str, Callable[..., Any]] = {"tdmpc": build_tdmpc}
+AGENTS: dict[str, Callable[..., Any]] = {"tdmpc": build_tdmpc, "dreamer": build_dreamer}
 
 
 def build_method_agent(cfg: Any, device: torch.device | str = "cpu", seed: int = 0, spec=None):

@@ -10,8 +10,9 @@ through.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ class TDMPCConfig:
     bootstrap_done: bool  # fix flag: mask the TD target at terminals (the original bootstraps through them)
 
     @classmethod
-    def from_rolf(cls, r: Any) -> "TDMPCConfig":
+    def from_rolf(cls, r: Any) -> TDMPCConfig:
         return cls(
             horizon=int(r.horizon), state_dim=int(r.state_dim), num_units=int(r.num_units),
             num_layers=int(r.num_layers), embed_dim=int(r.encoder.embed_dim), dense_act=str(r.dense_act),

@@ -36,5 +36,6 @@ def make_skimo_agent(overrides: list[str] | None = None, phase: str = "pretrain"
 
 
 @pytest.fixture(autouse=True)
-def _few_threads():
-    torch.set_num_threads(2)
+def _one_thread():
+    """Tiny networks: one intra-op thread is as fast, and far faster when other processes share the cores."""
+    torch.set_num_threads(1)

@@ -18,7 +18,14 @@ TINY = {
     "tdmpc_config": ["rolf.state_dim=16", "rolf.num_units=32", "rolf.encoder.embed_dim=32", "rolf.batch_size=16",
                      "rolf.num_sample_traj=16", "rolf.num_policy_traj=4", "rolf.num_elites=4", "rolf.cem_iter=2",
                      "rolf.horizon=3", "rolf.train_iter=2", "rolf.train_every=50", "rolf.warm_up_step=60"],
+    "dreamer_config": ["rolf.deter_dim=16", "rolf.stoch_dim=4", "rolf.num_units=32", "rolf.encoder.embed_dim=16",
+                       "rolf.encoder.hidden_dims=[16]", "rolf.decoder.hidden_dims=[16]", "rolf.batch_size=4",
+                       "rolf.batch_length=8", "rolf.horizon=4", "rolf.train_iter=2", "rolf.train_every=50",
+                       "rolf.warm_up_step=60"],
 }
+# Losses that must fall on a fixed toy batch (Dreamer's reward NLL has a floor of ~0.92: it cannot halve).
+DECREASING = {"tdmpc_config": ("model_loss", "consistency_loss", "reward_loss"),
+              "dreamer_config": ("recon_loss_ob",)}
 METHODS = tuple(TINY)
 
 
@@ -83,7 +90,7 @@ def test_losses_decrease_on_a_fixed_toy_batch(method):
     first = agent.rl_step(batch)
     for _ in range(60):
         last = agent.rl_step(batch)
-    for key in ("model_loss", "consistency_loss", "reward_loss"):
+    for key in DECREASING[method]:
         assert last[key] < 0.5 * first[key], (key, float(first[key]), float(last[key]))
 
 
