@@ -15,6 +15,7 @@ ALGOS = {
     "skimo": "skill_trainer:SkillTrainer",
     "tdmpc": "baselines.rl_trainer:RLTrainer",
     "dreamer": "baselines.rl_trainer:RLTrainer",
+    "spirl": "baselines.rl_trainer:RLTrainer",
 }
 
 

@@ -29,8 +29,14 @@ def build_dreamer(cfg: Any, spec, device: torch.device, rng: np.random.Generator
     return build(cfg, spec, device, rng)
 
 
+def build_spirl(cfg: Any, spec, device: torch.device, rng: np.random.Generator):
+    from baselines.spirl_agent import build_spirl as build
+
+    return build(cfg, spec, device, rng)
+
+
 # rolf.name -> agent factory (cfg, env spec, device, rng) -> agent
-AGENTS: dict[str, Callable[..., Any]] = {"tdmpc": build_tdmpc, "dreamer": build_dreamer}
+AGENTS: dict[str, Callable[..., Any]] = {"tdmpc": build_tdmpc, "dreamer": build_dreamer, "spirl": build_spirl}
 
 
 def build_method_agent(cfg: Any, device: torch.device | str = "cpu", seed: int = 0, spec=None):
@@ -52,6 +58,8 @@ class RLTrainer(Trainer):
         eval_env = spec.make(seed=ctx.seed + 10_000, **kwargs)
         tcfg = TrainerConfig.from_cfg(cfg)
         runner = HierarchicalRolloutRunner(env, eval_env, agent, agent.skill_horizon, tcfg.warm_up_step,
-                                           reward_scale=float(get(cfg.rolf, "reward_scale", 1.0)), seed=ctx.seed)
+                                           reward_scale=float(get(cfg.rolf, "reward_scale", 1.0)),
+                                           bootstrap_timeout=bool(getattr(agent, "bootstrap_timeout", False)),
+                                           seed=ctx.seed)
         vis = spec.visualizer(ctx.log_dir / "vis") if spec.visualizer else None
         super().__init__(ctx, tcfg, agent, runner, logger, vis, get(cfg, "init_ckpt_path", None))

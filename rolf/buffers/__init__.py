@@ -1,3 +1,4 @@
-from rolf.buffers.episode_buffer import ReplayBufferEpisode, InsufficientDataError
+from rolf.buffers.episode_buffer import InsufficientDataError, ReplayBufferEpisode
+from rolf.buffers.transition_buffer import TransitionReplay
 
-__all__ = ["ReplayBufferEpisode", "InsufficientDataError"]
+__all__ = ["InsufficientDataError", "ReplayBufferEpisode", "TransitionReplay"]

@@ -83,7 +83,6 @@ def test_config_values():
 
 @pytest.mark.parametrize("env", ENVS)
 def test_runs_on_env(env, priors, tmp_path, monkeypatch):
-    monkeypatch.setitem(rl_trainer.AGENTS, "spirl", build_spirl)  # the registration the trainer gets
     torch.manual_seed(0)
     cfg = _cfg(env, priors[env])
     spec = get_env_spec(env)
