@@ -51,6 +51,7 @@ class DreamerAgent:
         self.c, self.device, self.rng = c, torch.device(device), rng
         self.ob_dim, self.ac_dim = ob_dim, ac_dim
         self.core = DreamerCore(c, ob_dim, ac_dim, preprocess).to(self.device)
+        self.preprocess = self.core.preprocess
         self.buffer = ReplayBufferEpisode(_KEYS, int(float(get(rolf_cfg, "buffer_size", 1e6))), rng=rng)
         self.whole_episodes = bool(get(rolf_cfg, "fix_chunk_episodes", False))
         self.step = 0

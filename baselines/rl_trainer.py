@@ -20,7 +20,9 @@ from rolf.utils.logger import Logger
 def build_tdmpc(cfg: Any, spec, device: torch.device, rng: np.random.Generator):
     from baselines.tdmpc_agent import TDMPCAgent, TDMPCConfig
 
-    return TDMPCAgent(TDMPCConfig.from_rolf(cfg.rolf), cfg.rolf, spec.ob_dim, spec.ac_dim, device, rng)
+    # Raw observations (spec §3.2, §7.13) unless rolf.fix_ob_norm=true (SkiMo's preprocessing, e.g. maze /40 - 0.5).
+    preprocess = spec.preprocess if bool(get(cfg.rolf, "fix_ob_norm", False)) else None
+    return TDMPCAgent(TDMPCConfig.from_rolf(cfg.rolf), cfg.rolf, spec.ob_dim, spec.ac_dim, device, rng, preprocess)
 
 
 def build_dreamer(cfg: Any, spec, device: torch.device, rng: np.random.Generator):

@@ -138,3 +138,13 @@ def test_launcher_runs_and_resumes(method, tmp_path):
     assert steps[-1] == 250
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any("test_ep/len" in r for r in rows) and any("train_rl/model_loss" in r for r in rows)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fix_ob_norm_switches_the_maze_preprocessing(method):
+    """§7.13: flat baselines see raw maze positions (0–40) by default; rolf.fix_ob_norm=true normalises them."""
+    ob = torch.tensor([[20.0, 30.0, 1.0, -1.0]])
+    raw = build_method_agent(_cfg(method, "maze")).preprocess(ob)
+    fixed = build_method_agent(_cfg(method, "maze", ["rolf.fix_ob_norm=true"])).preprocess(ob)
+    torch.testing.assert_close(raw, ob)
+    torch.testing.assert_close(fixed, torch.tensor([[0.0, 0.25, 0.1, -0.1]]))
