@@ -16,6 +16,8 @@ ALGOS = {
     "tdmpc": "baselines.rl_trainer:RLTrainer",
     "dreamer": "baselines.rl_trainer:RLTrainer",
     "spirl": "baselines.rl_trainer:RLTrainer",
+    "spirl_tdmpc": "baselines.rl_trainer:RLTrainer",
+    "spirl_dreamer": "baselines.rl_trainer:RLTrainer",
 }
 
 

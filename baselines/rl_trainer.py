@@ -37,8 +37,21 @@ def build_spirl(cfg: Any, spec, device: torch.device, rng: np.random.Generator):
     return build(cfg, spec, device, rng)
 
 
+def build_spirl_tdmpc(cfg: Any, spec, device: torch.device, rng: np.random.Generator):
+    from baselines.spirl_tdmpc_agent import build_spirl_tdmpc as build
+
+    return build(cfg, spec, device, rng)
+
+
+def build_spirl_dreamer(cfg: Any, spec, device: torch.device, rng: np.random.Generator):
+    from baselines.spirl_dreamer_agent import build_spirl_dreamer as build
+
+    return build(cfg, spec, device, rng)
+
+
 # rolf.name -> agent factory (cfg, env spec, device, rng) -> agent
-AGENTS: dict[str, Callable[..., Any]] = {"tdmpc": build_tdmpc, "dreamer": build_dreamer, "spirl": build_spirl}
+AGENTS: dict[str, Callable[..., Any]] = {"tdmpc": build_tdmpc, "dreamer": build_dreamer, "spirl": build_spirl,
+                                         "spirl_tdmpc": build_spirl_tdmpc, "spirl_dreamer": build_spirl_dreamer}
 
 
 def build_method_agent(cfg: Any, device: torch.device | str = "cpu", seed: int = 0, spec=None):

@@ -133,23 +133,80 @@ class TwinCritic(nn.Module):
 
 # ---------------------------------------------------------------- replay
 # ---------------------------------------------------------------- the agent
+class FrozenSkills:
+    """The frozen SPiRL skill model as every SPiRL-family agent uses it: env observation -> SPiRL state (`states`;
+    kitchen: ⊕ the base-task goal), the low-level skill policy (`act_skill`), the prior (`model.prior_dist`)."""
+
+    def __init__(self, model, env_name: str, device: torch.device, fix_ll_tanh: bool):
+        from spirl.pretrain import state_assembler
+
+        self.model = model.to(device).freeze_for_rl()  # frozen decoder + prior (BatchNorm in eval mode for good)
+        self.env_name, self.device, self.fix_ll_tanh = env_name, device, fix_ll_tanh
+        self.state_dim, self.skill_dim = model.cfg.state_dim, model.cfg.nz_vae
+        self._assemble: TensorFn = state_assembler(env_name)
+
+    def states(self, ob: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Env observations (..., d_o) -> SPiRL states (..., state_dim) as float32 tensors on the device."""
+        x = torch.as_tensor(np.asarray(ob) if not isinstance(ob, torch.Tensor) else ob, dtype=torch.float32,
+                            device=self.device)
+        if x.shape[-1] != self.state_dim:
+            x = self._assemble(x)
+        if x.shape[-1] != self.state_dim:
+            raise ValueError(f"observation of dim {x.shape[-1]} does not give the prior's {self.state_dim}-d state "
+                             f"(env {self.env_name!r})")
+        return x
+
+    @torch.no_grad()
+    def act_skill(self, ob: np.ndarray, skill: np.ndarray) -> np.ndarray:
+        """The low-level policy a = tanh(decoder(s, z)) (fix_ll_tanh: clip(decoder(s, z), −1, 1))."""
+        s = self.states(ob)[None]
+        z = torch.as_tensor(skill, dtype=torch.float32, device=self.device)[None]
+        if self.fix_ll_tanh:
+            a = self.model.decoder(torch.cat([s, z], -1)).clamp(-1.0, 1.0)
+        else:
+            a = self.model.decode_action(s, z)
+        return a[0].cpu().numpy()
+
+
+def load_prior(prior_path: str, env: str, ac_dim: int, device: torch.device | str):
+    """The SPiRL model at `prior_path` (a `spirl.pretrain --out` dir or a .pt file); a one-line SPiRLPriorMissing
+    naming the pre-training command when there is none."""
+    from spirl.pretrain import find_checkpoint, load_spirl_prior
+
+    try:
+        find_checkpoint(prior_path)
+    except CheckpointError:
+        raise SPiRLPriorMissing(prior_missing_message(env, prior_path)) from None
+    return load_spirl_prior(Path(prior_path), device=device, freeze=True, action_dim=ac_dim)
+
+
+def prior_divergence(pi, p_mu: torch.Tensor, p_log_sigma: torch.Tensor, scale: float, n: int,
+                     clamp: bool = True) -> torch.Tensor:
+    """The SPiRL+X originals' mc_kl(π, p, n, scale): mean over n reparameterised x ~ π of log π(x) − log p(scale·x).
+
+    pi: TanhNormal with batch shape (...); p_mu, p_log_sigma (..., d) the prior's Gaussian; `clamp` clamps the
+    summed prior log-density to [−20, 10] (spirl's MultivariateGaussian). Returns (...)."""
+    from spirl.model import gaussian_log_prob
+
+    x = pi.rsample((n,))  # (n, ..., d)
+    return (pi.log_prob(x) - gaussian_log_prob(p_mu, p_log_sigma, scale * x, clamp)).mean(0)
+
+
 class SPiRLAgent:
     """High-level SAC over skills + frozen low-level skill decoder (spec §3.4)."""
 
     def __init__(self, c: SPiRLAgentConfig, model, env_name: str, ob_dim: int, ac_dim: int, device: torch.device,
                  rng: np.random.Generator):
-        from spirl.pretrain import state_assembler
-
         self.c, self.device, self.rng = c, device, rng
         self.env_name = env_name
-        self.model = model.to(device).freeze_for_rl()  # frozen decoder + frozen prior (BatchNorm eval for good)
+        self.skills = FrozenSkills(model, env_name, device, c.fix_ll_tanh)
+        self.model = self.skills.model
         mc = model.cfg
         self.state_dim, self.skill_dim, self.ob_dim, self.ac_dim = mc.state_dim, mc.nz_vae, ob_dim, ac_dim
         if mc.action_dim != ac_dim:
             raise CheckpointError(f"{c.prior_path}: the prior decodes {mc.action_dim}-d actions, env "
                                   f"{env_name!r} has {ac_dim}")
         self.skill_horizon = mc.n_rollout_steps
-        self._assemble: TensorFn = state_assembler(env_name)
         self.bootstrap_timeout = c.fix_timeout_bootstrap  # read by the runner (see the module docstring)
 
         self.policy = model.prior_policy_init().to(device)  # trainable copy of the prior net, BatchNorm frozen
@@ -178,15 +235,7 @@ class SPiRLAgent:
 
     # ------------------------------------------------------------------ states
     def states(self, ob: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Env observations (..., d_o) -> SPiRL states (..., state_dim) as float32 tensors on the device."""
-        x = torch.as_tensor(np.asarray(ob) if not isinstance(ob, torch.Tensor) else ob, dtype=torch.float32,
-                            device=self.device)
-        if x.shape[-1] != self.state_dim:
-            x = self._assemble(x)
-        if x.shape[-1] != self.state_dim:
-            raise ValueError(f"observation of dim {x.shape[-1]} does not give the prior's {self.state_dim}-d state "
-                             f"(env {self.env_name!r})")
-        return x
+        return self.skills.states(ob)
 
     # ------------------------------------------------------------------ policy
     def policy_dist(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,16 +280,8 @@ class SPiRLAgent:
         u = mu if (not is_train and self.c.eval_deterministic) else mu + log_sigma.exp() * torch.randn_like(mu)
         return self._squash(u)[0].cpu().numpy().astype(np.float32), memory
 
-    @torch.no_grad()
     def act_skill(self, ob: np.ndarray, skill: np.ndarray) -> np.ndarray:
-        """The low-level policy a = tanh(decoder(s, z)) (fix_ll_tanh: clip(decoder(s, z), −1, 1))."""
-        s = self.states(ob)[None]
-        z = torch.as_tensor(skill, dtype=torch.float32, device=self.device)[None]
-        if self.c.fix_ll_tanh:
-            a = self.model.decoder(torch.cat([s, z], -1)).clamp(-1.0, 1.0)
-        else:
-            a = self.model.decode_action(s, z)
-        return a[0].cpu().numpy()
+        return self.skills.act_skill(ob, skill)
 
     # ------------------------------------------------------------------ training
     def store_episode(self, rollout: dict[str, list]) -> None:
@@ -348,13 +389,6 @@ def prior_missing_message(env: str, path: str) -> str:
 
 def build_spirl(cfg: Any, spec, device: torch.device, rng: np.random.Generator) -> SPiRLAgent:
     """The SPiRL agent for a composed `spirl_config` (same signature as `build_tdmpc`)."""
-    from spirl.pretrain import find_checkpoint, load_spirl_prior
-
     c = SPiRLAgentConfig.from_rolf(cfg.rolf)
-    env = str(spec.name)
-    try:
-        find_checkpoint(c.prior_path)
-    except CheckpointError:
-        raise SPiRLPriorMissing(prior_missing_message(env, c.prior_path)) from None
-    model = load_spirl_prior(Path(c.prior_path), device=device, freeze=True, action_dim=spec.ac_dim)
-    return SPiRLAgent(c, model, env, spec.ob_dim, spec.ac_dim, torch.device(device), rng)
+    model = load_prior(c.prior_path, str(spec.name), spec.ac_dim, device)
+    return SPiRLAgent(c, model, str(spec.name), spec.ob_dim, spec.ac_dim, torch.device(device), rng)

@@ -10,45 +10,14 @@ import torch
 from baselines import rl_trainer
 from baselines.spirl_agent import SPiRLAgent, SPiRLPriorMissing, build_spirl
 from envs import env_kwargs, get_env_spec
-from rolf.datasets.offline import ENV_DIMS, save_trajectories
 from rolf.trainers.rollout import HierarchicalRolloutRunner
-from spirl.pretrain import PretrainConfig, kitchen_goal, pretrain
+from spirl.pretrain import kitchen_goal
+from tests.baselines.conftest import assert_resumes_identically
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")
-PRIOR_TINY = {"nz_mid": 16, "nz_enc": 16, "nz_mid_lstm": 16, "n_processing_layers": 1, "num_prior_net_layers": 1}
 # size-only shrink (never semantic keys)
 TINY = ["env.max_episode_steps=40", "rolf.batch_size=16", "rolf.critic_units=32", "rolf.buffer_size=1000"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)  # tiny networks: extra threads only contend with the machine's other work
-
-
-@pytest.fixture(scope="module")
-def priors(tmp_path_factory) -> dict[str, str]:
-    """A tiny SPiRL prior per env, pre-trained for a few steps on a toy dataset in the env's stored layout."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("spirl_priors")
-    rng = np.random.default_rng(0)
-    out = {}
-    for env in ENVS:
-        ob_dim, ac_dim = ENV_DIMS[env]
-        trajs = [{"obs": rng.normal(size=(25, ob_dim)).astype(np.float32),
-                  "actions": rng.uniform(-1, 1, (25, ac_dim)).astype(np.float32),
-                  "dones": np.zeros(25, np.float32)} for _ in range(3)]
-        save_trajectories(root / f"{env}.gz", trajs)
-        cfg = PretrainConfig(env=env, data=str(root / f"{env}.gz"), out=str(root / env), steps=3, batch_size=8,
-                             log_every=10, eval_every=10, val_batches=1, ckpt_every=1000, split=1.0)
-        pretrain(cfg, model_overrides=PRIOR_TINY, logger=_NullLogger())
-        out[env] = str(root / env)
-    return out
-
-
-class _NullLogger:
-    def log(self, *a, **k):
-        pass
 
 
 def _cfg(env: str, prior: str, extra: list[str] = ()):
@@ -115,18 +84,8 @@ def test_runs_on_env(env, priors, tmp_path, monkeypatch):
     assert a.shape == (spec.ac_dim,) and np.abs(a).max() <= 1.0
 
     # checkpoint round-trip: a fresh agent loaded from the state acts and updates identically
-    torch.save(agent.state_dict(), tmp_path / "a.pt")
     other = _agent(env, priors[env], seed=1)
-    other.load_state_dict(torch.load(tmp_path / "a.pt", weights_only=True))
-    other.hl_buffer.rng.bit_generator.state = agent.hl_buffer.rng.bit_generator.state  # the trainer restores it
-    torch.manual_seed(3)
-    z1, _ = agent.act_meta(obs[5], None, is_train=True)
-    u1 = agent.update()
-    torch.manual_seed(3)
-    z2, _ = other.act_meta(obs[5], None, is_train=True)
-    u2 = other.update()
-    np.testing.assert_array_equal(z1, z2)
-    assert all(torch.equal(u1[k], u2[k]) for k in u1)
+    assert_resumes_identically(agent, other, obs[5], tmp_path)
 
 
 def test_kitchen_states_with_or_without_env_goal(priors):
