@@ -46,3 +46,20 @@ def test_cpu_quick_preset_changes_sizes_only():
 def test_interpolated_sizes_follow_num_units():
     r = compose_cfg("skimo_maze", ["rolf.num_units=64"]).rolf
     assert r.encoder.embed_dim == 64 and list(r.decoder.hidden_dims) == [64, 64]
+
+
+# Every launcher config of README's command table, with the env it runs on and its algorithm.
+LAUNCH = [("skimo_maze", "maze", "skimo"), ("skimo_kitchen", "kitchen", "skimo"), ("skimo_calvin", "calvin", "skimo")]
+LAUNCH += [(f"{name}_{env}", env, name) for name in ("spirl_tdmpc", "spirl_dreamer") for env in ("maze", "kitchen", "calvin")]
+LAUNCH += [(name, env, algo) for name, algo in (("tdmpc_config", "tdmpc"), ("dreamer_config", "dreamer"),
+                                                  ("spirl_config", "spirl")) for env in ("maze", "kitchen", "calvin")]
+
+
+@pytest.mark.parametrize("name, env, algo", LAUNCH)
+def test_every_launcher_config_composes_and_names_a_registered_algorithm(name, env, algo):
+    import run
+
+    overrides = [] if name.endswith(("_maze", "_kitchen", "_calvin")) else [f"env={env}"]
+    cfg = compose_cfg(name, overrides + ["env.task=misaligned"] if env == "kitchen" else overrides)
+    assert (cfg.env.id, cfg.rolf.name) == (env, algo)
+    assert run.get_trainer_class(algo) is not None  # the launcher's table knows it
