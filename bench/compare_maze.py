@@ -1,0 +1,160 @@
+"""The paper's main comparison on the maze at CPU scale: SkiMo, SPiRL, SPiRL+TD-MPC, SPiRL+Dreamer, TD-MPC and
+Dreamer for an equal env-step budget -> JSON + a paper-style PNG (success rate vs env steps, one line per method).
+
+    python bench/compare_maze.py [--out bench/results/compare_maze] [--rl-steps 50000] [--methods skimo,tdmpc,...]
+
+Pre-training (not counted in the env-step budget, as in the paper): SkiMo's skills + skill dynamics
+(`skimo_maze`, `--skimo-pretrain-steps`) and SPiRL's skill prior (`python -m spirl.pretrain`,
+`--spirl-pretrain-steps`), both on the generated `data/maze.gz`. Every RL run then gets `--rl-steps` env steps.
+The per-method CPU presets below change sizes and schedules only (samples, batch sizes, update ratios scaled so
+each run fits ~15 min on 2 cores), never the method. The paper's ordering (spec §6.1) is SkiMo > SPiRL+X,
+SPiRL > TD-MPC, Dreamer; at 1-3 % of the paper's budget a method that stays at 0 is reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import run  # noqa: E402
+from bench.learn_common import read_metrics, series  # noqa: E402
+
+SPIRL_PRIOR = "log/skill_prior_learning/maze/hierarchical_cl/maze_TA_prior"  # relative to --out
+# method -> (config name, rolf.name, size/schedule-only overrides for a 2-core CPU)
+METHODS: dict[str, tuple[str, str, list[str]]] = {
+    "skimo": ("skimo_maze", "skimo", ["+preset=cpu_quick"]),
+    "spirl": ("spirl_config", "spirl", ["rolf.batch_size=64"]),
+    "spirl_tdmpc": ("spirl_tdmpc_maze", "spirl_tdmpc", ["rolf.num_sample_traj=128", "rolf.cem_iter=4",
+                                                        "rolf.num_elites=16", "rolf.train_iter=50"]),
+    "spirl_dreamer": ("spirl_dreamer_maze", "spirl_dreamer", ["rolf.batch_size=16"]),
+    "tdmpc": ("tdmpc_config", "tdmpc", ["rolf.num_sample_traj=64", "rolf.cem_iter=3", "rolf.num_elites=16",
+                                        "rolf.batch_size=128", "rolf.train_iter=25"]),
+    "dreamer": ("dreamer_config", "dreamer", ["rolf.batch_size=16", "rolf.train_iter=25"]),
+}
+
+
+def pretrain(out: Path, args) -> dict[str, float]:
+    timings = {}
+    data = str(ROOT / "data" / "maze.gz")
+    if "skimo" in args.methods:
+        t = time.time()
+        run.main(run.compose_config("skimo_maze", [f"log_root_dir={out / 'log'}", "run_prefix=cmp", f"seed={args.seed}",
+                                                   *args.thread_overrides, "+preset=cpu_quick",
+                                                   f"rolf.pretrain.data_path={data}",
+                                                   f"rolf.pretrain.max_global_step={args.skimo_pretrain_steps}",
+                                                   "rolf.pretrain.train_iter=1", "rolf.pretrain.batch_size=256",
+                                                   f"rolf.pretrain.ckpt_every={args.skimo_pretrain_steps}"]))
+        timings["skimo_pretrain_s"] = time.time() - t
+    if any(m.startswith("spirl") for m in args.methods):
+        t = time.time()
+        subprocess.run([sys.executable, "-m", "spirl.pretrain", "--env", "maze", "--data", data, "--steps",
+                        str(args.spirl_pretrain_steps), "--out", str(out / SPIRL_PRIOR), "--seed", str(args.seed)],
+                       cwd=ROOT, check=True)
+        timings["spirl_pretrain_s"] = time.time() - t
+    return timings
+
+
+def rl(method: str, out: Path, args) -> float:
+    config, _, preset = METHODS[method]
+    extra = [f"log_root_dir={out / 'log'}", "run_prefix=cmp", f"seed={args.seed}", *preset, *args.thread_overrides,
+             f"rolf.max_global_step={args.rl_steps}", f"rolf.evaluate_every={max(args.rl_steps // 8, 500)}",
+             f"rolf.log_every={max(args.rl_steps // 20, 500)}", f"rolf.ckpt_every={args.rl_steps}"]
+    if method == "skimo":
+        ckpt = out / "log" / f"maze.skimo.pretrain.cmp.{args.seed}" / "ckpt" / f"maze_ckpt_{args.skimo_pretrain_steps:011d}.pt"
+        extra += ["rolf.phase=rl", f"rolf.pretrain_ckpt_path={ckpt}", f"rolf.horizon_step={args.rl_steps}",
+                  f"rolf.std_step={args.rl_steps}", f"rolf.warm_up_step={min(10_000, args.rl_steps // 5)}"]
+    elif method.startswith("spirl"):
+        extra += [f"rolf.prior_path={out / SPIRL_PRIOR}"]
+    if method != "skimo":  # warm-ups count in the budget: at most a fifth of it
+        default = int(float(run.compose_config(config).rolf.warm_up_step))
+        extra += [f"rolf.warm_up_step={min(default, args.rl_steps // 5)}"]
+    t = time.time()
+    run.main(run.compose_config(config, extra))
+    return time.time() - t
+
+
+def success_curve(rows: list[dict]) -> dict[str, list]:
+    """Success rate vs env steps from train episodes (mean per log window) and test episodes; maze reward 100."""
+    out = {}
+    for key in ("train_ep", "test_ep"):
+        steps, vals = series(rows, f"{key}/rew")
+        out[key] = [steps, [v / 100.0 for v in vals]]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare_maze"))
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--rl-steps", type=int, default=50_000)
+    ap.add_argument("--skimo-pretrain-steps", type=int, default=3000)
+    ap.add_argument("--spirl-pretrain-steps", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of every run (default: torch's choice; "
+                                                                 "use 1 when other jobs share the cores)")
+    ap.add_argument("--analyse-only", action="store_true")
+    args = ap.parse_args()
+    args.thread_overrides = [f"num_threads={args.threads}"] if args.threads else []
+    args.methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        ap.error(f"unknown methods {unknown}; available: {sorted(METHODS)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "compare_maze.json"
+    timings = json.loads(json_path.read_text())["timings"] if args.analyse_only and json_path.exists() else {}
+    if not args.analyse_only:
+        timings.update(pretrain(out, args))
+        for m in args.methods:
+            timings[f"{m}_rl_s"] = rl(m, out, args)
+    curves = {}
+    for m in args.methods:
+        name = METHODS[m][1]
+        curves[m] = success_curve(read_metrics(out / "log" / f"maze.{name}.rl.cmp.{args.seed}"))
+    result = {"rl_steps": args.rl_steps, "timings": timings, "curves": curves}
+    json_path.write_text(json.dumps(result, indent=1))
+    plot(result, out / "compare_maze.png")
+    for m, c in curves.items():
+        for key, (steps, vals) in c.items():
+            if vals:
+                print(f"{m} {key} final {vals[-1]:.3f} max {max(vals):.3f} mean {np.mean(vals):.3f} "
+                      f"({len(vals)} points, last at {steps[-1]} env steps)")
+    for k, v in timings.items():
+        print(f"{k} {v:.0f}")
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for i, (m, c) in enumerate(result["curves"].items()):
+        steps, vals = c["train_ep"]
+        if vals:
+            ax.plot(steps, vals, "-", color=f"C{i}", label=m)
+        steps, vals = c["test_ep"]
+        if vals:
+            ax.plot(steps, vals, "o", color=f"C{i}", ms=3)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("success rate (lines: train episodes, dots: test)")
+    ax.set_title(f"maze, CPU scale ({result['rl_steps']} env steps per method)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
