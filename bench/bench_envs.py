@@ -16,9 +16,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from d4rl.point_maze import PointMassSim  # noqa: E402
-from envs.kitchen import make_kitchen_env  # noqa: E402
-from envs.maze import make_maze_env  # noqa: E402
+from d4rl.point_maze import PointMassSim
+from envs.kitchen import make_kitchen_env
+from envs.maze import make_maze_env
 
 
 def env_steps_per_s(env, steps: int, ac_dim: int) -> float:

@@ -21,9 +21,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rolf.utils.perf import tune_malloc  # noqa: E402
-from run import compose_config  # noqa: E402
-from skimo_agent import SkiMoAgent, build_agent  # noqa: E402
+from rolf.utils.perf import tune_malloc
+from run import compose_config
+from skimo_agent import SkiMoAgent, build_agent
 
 
 def timeit(fn, reps: int) -> tuple[float, float, float]:

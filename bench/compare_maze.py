@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import run  # noqa: E402
-from bench.learn_common import read_metrics, series  # noqa: E402
+import run
+from bench.learn_common import read_metrics, series
 
 SPIRL_PRIOR = "log/skill_prior_learning/maze/hierarchical_cl/maze_TA_prior"  # relative to --out
 # method -> (config name, rolf.name, size/schedule-only overrides for a 2-core CPU)

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.learn_common import SkillBench, run_skill_bench  # noqa: E402
+from bench.learn_common import SkillBench, run_skill_bench
 
 
 def _generate(path: str, size: int, seed: int) -> dict:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -135,7 +135,7 @@ def run_skill_bench(b: SkillBench, root: Path, argv: list[str] | None = None) ->
     timings: dict[str, float] = {}
     common = [f"log_root_dir={log_root}", f"seed={args.seed}", "+preset=cpu_quick",
               *([f"num_threads={args.threads}"] if args.threads else [])]
-    compose = lambda extra: run.compose_config(b.config, common + extra)  # noqa: E731
+    compose = lambda extra: run.compose_config(b.config, common + extra)
 
     data_stats = None
     if not args.analyse_only and not Path(args.data).exists():

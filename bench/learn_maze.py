@@ -20,18 +20,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import run  # noqa: E402
-from d4rl.maze_layout import draw_maze, to_plot_xy  # noqa: E402
-from envs import get_env_spec  # noqa: E402
-from envs.maze_vis import unpreprocess_maze_xy  # noqa: E402
-from bench.learn_common import (load_agent, plot_pretrain_losses, pretrain_series, print_pretrain_summary,  # noqa: E402
-                                read_metrics, series)
-from skill_trainer import dataset_buffers  # noqa: E402
-from skimo_agent import SkiMoAgent  # noqa: E402
+import matplotlib.pyplot as plt
+
+import run
+from bench.learn_common import load_agent, plot_pretrain_losses, pretrain_series, print_pretrain_summary, read_metrics, series
+from d4rl.maze_layout import draw_maze, to_plot_xy
+from envs import get_env_spec
+from envs.maze_vis import unpreprocess_maze_xy
+from skill_trainer import dataset_buffers
+from skimo_agent import SkiMoAgent
 
 
 def compose_cfg(overrides: list[str]):
