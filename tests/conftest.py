@@ -39,3 +39,39 @@ def make_skimo_agent(overrides: list[str] | None = None, phase: str = "pretrain"
 def _one_thread():
     """Tiny networks: one intra-op thread is as fast, and far faster when other processes share the cores."""
     torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- SPiRL family (tests/baselines)
+PRIOR_ENVS = ("maze", "kitchen", "calvin")
+PRIOR_TINY = {"nz_mid": 16, "nz_enc": 16, "nz_mid_lstm": 16, "n_processing_layers": 1, "num_prior_net_layers": 1}
+
+
+class _NullLogger:
+    def log(self, *a, **k):
+        pass
+
+
+@pytest.fixture(scope="session")
+def priors(tmp_path_factory) -> dict[str, str]:
+    """A tiny SPiRL prior per env, pre-trained for a few steps on a toy dataset in the env's stored layout:
+    {env: prior directory} (what `rolf.prior_path` takes)."""
+    import numpy as np
+
+    from rolf.datasets.offline import ENV_DIMS, save_trajectories
+    from spirl.pretrain import PretrainConfig, pretrain
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("spirl_priors")
+    rng = np.random.default_rng(0)
+    out = {}
+    for env in PRIOR_ENVS:
+        ob_dim, ac_dim = ENV_DIMS[env]
+        trajs = [{"obs": rng.normal(size=(25, ob_dim)).astype(np.float32),
+                  "actions": rng.uniform(-1, 1, (25, ac_dim)).astype(np.float32),
+                  "dones": np.zeros(25, np.float32)} for _ in range(3)]
+        save_trajectories(root / f"{env}.gz", trajs)
+        cfg = PretrainConfig(env=env, data=str(root / f"{env}.gz"), out=str(root / env), steps=3, batch_size=8,
+                             log_every=10, eval_every=10, val_batches=1, ckpt_every=1000, split=1.0)
+        pretrain(cfg, model_overrides=PRIOR_TINY, logger=_NullLogger())
+        out[env] = str(root / env)
+    return out

@@ -12,7 +12,7 @@ from baselines.spirl_agent import SPiRLAgent, SPiRLPriorMissing, build_spirl
 from envs import env_kwargs, get_env_spec
 from rolf.trainers.rollout import HierarchicalRolloutRunner
 from spirl.pretrain import kitchen_goal
-from tests.baselines.conftest import assert_resumes_identically
+from tests.baselines.helpers import assert_resumes_identically
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")

@@ -14,7 +14,7 @@ from baselines.spirl_agent import SPiRLPriorMissing
 from baselines.spirl_dreamer_agent import SPiRLDreamerAgent, build_spirl_dreamer, prior_divergence
 from envs import env_kwargs, get_env_spec
 from rolf.trainers.rollout import HierarchicalRolloutRunner
-from tests.baselines.conftest import assert_resumes_identically
+from tests.baselines.helpers import assert_resumes_identically
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")

@@ -1,0 +1,25 @@
+"""Checks shared by the baseline tests (the tiny SPiRL `priors` fixture lives in tests/conftest.py: a second
+conftest.py would shadow that module for the tests that import from it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def assert_resumes_identically(agent, other, ob, tmp_path) -> tuple:
+    """Checkpoint round-trip: `other` (a fresh agent) loaded from `agent`'s state (through a file, weights_only)
+    with the sampler RNG the trainer restores, acts and updates bit-identically under the same torch seed.
+    Returns (z, the update info)."""
+    torch.save(agent.state_dict(), tmp_path / "a.pt")
+    other.load_state_dict(torch.load(tmp_path / "a.pt", weights_only=True))
+    other.hl_buffer.rng.bit_generator.state = agent.hl_buffer.rng.bit_generator.state
+    outs = []
+    for a in (agent, other):
+        torch.manual_seed(3)
+        z, _ = a.act_meta(ob, None, is_train=True)
+        outs.append((z, a.update()))
+    (z1, u1), (z2, u2) = outs
+    np.testing.assert_array_equal(z1, z2)
+    assert all(torch.equal(u1[k], u2[k]) for k in u1)
+    return z1, u1
