@@ -19,7 +19,7 @@ from rolf.datasets.offline import load_trajectories, split_at_dones
 from rolf.main import RunContext
 from rolf.trainers.rollout import HierarchicalRolloutRunner
 from rolf.trainers.trainer import Trainer
-from rolf.utils.checkpoint import latest_checkpoint, load_checkpoint
+from rolf.utils.checkpoint import ckpt_name, latest_checkpoint, load_checkpoint
 from rolf.utils.logger import Logger
 from rolf.utils.schedule import Every
 from skimo_agent import build_agent
@@ -127,7 +127,8 @@ class SkillTrainer(Trainer):
                 self.pretrain_evaluate(step, val_buf, seq_len)
             if ckpt_every(step):
                 self.save(step)
-        self.save(step)
+        if not (self.ctx.ckpt_dir / ckpt_name(self.ctx.env, step)).exists():  # the final step, unless just saved
+            self.save(step)
         return step
 
     def pretrain_evaluate(self, step: int, val_buf: ReplayBufferEpisode, seq_len: int) -> None:

@@ -94,7 +94,8 @@ class Trainer:
                 self.evaluate(step)
             if ckpt_every(step):
                 self.save(step)
-        self.save(step)
+        if not (self.ctx.ckpt_dir / ckpt_name(self.ctx.env, step)).exists():  # the final step, unless just saved
+            self.save(step)
         return step
 
     def evaluate(self, step: int) -> dict[str, float]:
