@@ -1,0 +1,174 @@
+"""The speed suite of the performance issue: one line per figure (`name median [min, max] unit`, plus achieved
+GFLOP/s and the fraction of this machine's matmul peak for the compute figures), and a JSON file.
+
+    python bench/speed.py [--reps 10] [--threads 2] [--json bench/results/speed.json] [--quick]
+
+Figures, for maze and kitchen at spec §4.1 shapes (fp32):
+- pre-training iteration (batch 512 x 101 steps), RL update (batch 128 / 256 x 10 skills), CEM plan at horizon 10
+  and 1 (512 samples + 25 policy trajectories, 6 iterations), skill act (one observation);
+- env steps/s in one process (maze, kitchen, CALVIN; random actions, resets included);
+- data generation steps/s with all cores (maze, kitchen, CALVIN generators, small sizes);
+- the machine's matmul peak (2048² fp32 and 512² bf16 matmuls), measured in the same run.
+FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on one call (matmuls, forward and backward; the
+LSTM's fused kernel is not counted, so the kitchen pre-training GFLOP/s is a lower bound).
+The original's figures on this machine kind (performance issue): 0.53 / 0.89 s, 0.139 / 0.251 s, 93 / 109 ms,
+22 / 23 ms, 0.24 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rolf.utils.perf import tune_malloc
+from run import compose_config
+from skimo_agent import build_agent
+
+RL_BATCH = {"maze": 128, "kitchen": 256}
+OB_SCALE = {"maze": 40.0, "kitchen": 1.0}
+
+
+def timeit(fn: Callable[[], object], reps: int, warm_up: int = 2) -> tuple[float, float, float]:
+    """(median, min, max) seconds of fn() over reps calls after warm_up calls."""
+    for _ in range(warm_up):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts)), float(np.min(ts)), float(np.max(ts))
+
+
+def count_flops(fn: Callable[[], object]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    """GFLOP/s of an n x n matmul in `dtype` (median)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    med, _, _ = timeit(lambda: a @ b, reps)
+    return 2 * n**3 / med / 1e9
+
+
+def compute_figures(env: str, reps: int) -> dict[str, dict]:
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    cfg = compose_config(f"skimo_{env}")
+    pre = build_agent(cfg, "pretrain")
+    ob_dim, ac_dim = pre.ob_dim, pre.ac_dim
+    b = {"ob": (rng.random((512, 101, ob_dim)) * OB_SCALE[env]).astype(np.float32),
+         "ac": rng.uniform(-1, 1, (512, 101, ac_dim)).astype(np.float32)}
+    out = {"pretrain_iter": (lambda: pre.pretrain_step(b), reps, "s")}
+    agent = build_agent(cfg, "rl")
+    agent.load_pretrained(pre.state_dict())
+    n = RL_BATCH[env]
+    rb = {"ob": (rng.random((n, 11, ob_dim)) * OB_SCALE[env]).astype(np.float32),
+          "ac": rng.uniform(-1, 1, (n, 10, 10)).astype(np.float32),
+          "rew": np.zeros((n, 10), np.float32), "done": np.zeros((n, 10), np.float32)}
+    out["rl_update"] = (lambda: agent.rl_step(rb), reps, "s")
+    ob = (rng.random(ob_dim) * OB_SCALE[env]).astype(np.float32)
+
+    def plan_at(step: int) -> Callable[[], object]:
+        def plan():
+            agent.set_step(step)
+            return agent.act_meta(ob, None, True)
+        return plan
+
+    out["cem_plan_h10"] = (plan_at(10**7), reps, "ms")
+    out["cem_plan_h1"] = (plan_at(0), reps, "ms")
+    z = np.zeros(10, np.float32)
+    out["skill_act"] = (lambda: agent.act_skill(ob, z), max(reps, 200), "ms")
+    results = {}
+    for name, (fn, r, unit) in out.items():
+        med, lo, hi = timeit(fn, r)
+        flops = count_flops(fn)
+        scale = 1e3 if unit == "ms" else 1.0
+        results[f"{env}_{name}"] = {"median": med * scale, "min": lo * scale, "max": hi * scale, "unit": unit,
+                                    "gflop": flops / 1e9, "gflops_per_s": flops / med / 1e9}
+    return results
+
+
+def env_steps_per_s(env: str, steps: int) -> float:
+    from envs import get_env_spec
+
+    e = get_env_spec(env).make(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, e.action_space.shape[0])).astype(np.float32)
+    e.reset(seed=0)
+    t = time.perf_counter()
+    for a in actions:
+        _, _, term, trunc, _ = e.step(a)
+        if term or trunc:
+            e.reset()
+    return steps / (time.perf_counter() - t)
+
+
+def generation_steps_per_s(env: str, quick: bool) -> float:
+    workers = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as d:
+        path = str(Path(d) / f"{env}.gz")
+        if env == "maze":
+            from d4rl.generate import generate_maze_dataset
+            stats = generate_maze_dataset(path, num_traj=100 if quick else 400, workers=workers, progress=False)
+        elif env == "kitchen":
+            from d4rl.generate import generate_kitchen_dataset
+            stats = generate_kitchen_dataset(path, num_episodes=8 if quick else 24, workers=workers, progress=False)
+        else:
+            from calvin.generate import generate_calvin_dataset
+            stats = generate_calvin_dataset(path, num_chunks=8 if quick else 24, workers=workers, progress=False)
+    return float(stats["steps_per_s"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "speed.json"))
+    ap.add_argument("--quick", action="store_true", help="fewer env steps and smaller generation runs")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    tune_malloc()
+    # bf16 at n=512: without AVX-512 BF16 torch falls back to a ~0.3 GFLOP/s path (a 2048² matmul would take a minute)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16, n=512, reps=3)}
+    for k, v in peaks.items():
+        print(f"matmul_peak_{k} {v:.1f} GFLOP/s")
+    results: dict[str, dict] = {}
+    for env in ("maze", "kitchen"):
+        for name, r in compute_figures(env, args.reps).items():
+            r["fraction_of_fp32_peak"] = r["gflops_per_s"] / peaks["fp32"]
+            results[name] = r
+            print(f"{name} {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] {r['unit']}  "
+                  f"{r['gflop']:.3g} GFLOP  {r['gflops_per_s']:.1f} GFLOP/s  {100 * r['fraction_of_fp32_peak']:.1f}% of fp32 peak")
+    n_steps = {"maze": 20000, "kitchen": 1000, "calvin": 1000} if args.quick else {"maze": 100000, "kitchen": 3000,
+                                                                                    "calvin": 3000}
+    for env, n in n_steps.items():
+        v = env_steps_per_s(env, n)
+        results[f"{env}_env_steps_per_s"] = {"median": v, "unit": "steps/s"}
+        print(f"{env}_env_steps_per_s {v:.0f} steps/s")
+    for env in ("maze", "kitchen", "calvin"):
+        v = generation_steps_per_s(env, args.quick)
+        results[f"{env}_generation_steps_per_s"] = {"median": v, "unit": "steps/s", "workers": os.cpu_count()}
+        print(f"{env}_generation_steps_per_s {v:.0f} steps/s ({os.cpu_count()} workers)")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"matmul_peak_gflops": peaks, "threads": args.threads, "figures": results},
+                                          indent=1))
+
+
+if __name__ == "__main__":
+    main()
