@@ -32,24 +32,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_skimo import timeit
 from rolf.utils.perf import tune_malloc
 from run import compose_config
 from skimo_agent import build_agent
 
 RL_BATCH = {"maze": 128, "kitchen": 256}
 OB_SCALE = {"maze": 40.0, "kitchen": 1.0}
-
-
-def timeit(fn: Callable[[], object], reps: int, warm_up: int = 2) -> tuple[float, float, float]:
-    """(median, min, max) seconds of fn() over reps calls after warm_up calls."""
-    for _ in range(warm_up):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), float(np.min(ts)), float(np.max(ts))
 
 
 def count_flops(fn: Callable[[], object]) -> float:
