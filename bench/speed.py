@@ -32,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_envs import env_steps_per_s
 from bench.bench_skimo import timeit
 from rolf.utils.perf import tune_malloc
 from run import compose_config
@@ -94,18 +95,12 @@ def compute_figures(env: str, reps: int) -> dict[str, dict]:
     return results
 
 
-def env_steps_per_s(env: str, steps: int) -> float:
+def registry_env_steps_per_s(env: str, steps: int) -> float:
+    """Random-action env steps/s of a registered env (bench_envs.env_steps_per_s on `get_env_spec(env).make`)."""
     from envs import get_env_spec
 
     e = get_env_spec(env).make(seed=0)
-    actions = np.random.default_rng(0).uniform(-1, 1, (steps, e.action_space.shape[0])).astype(np.float32)
-    e.reset(seed=0)
-    t = time.perf_counter()
-    for a in actions:
-        _, _, term, trunc, _ = e.step(a)
-        if term or trunc:
-            e.reset()
-    return steps / (time.perf_counter() - t)
+    return env_steps_per_s(e, steps, e.action_space.shape[0])
 
 
 def generation_steps_per_s(env: str, quick: bool) -> float:
@@ -147,7 +142,7 @@ def main() -> None:
     n_steps = {"maze": 20000, "kitchen": 1000, "calvin": 1000} if args.quick else {"maze": 100000, "kitchen": 3000,
                                                                                     "calvin": 3000}
     for env, n in n_steps.items():
-        v = env_steps_per_s(env, n)
+        v = registry_env_steps_per_s(env, n)
         results[f"{env}_env_steps_per_s"] = {"median": v, "unit": "steps/s"}
         print(f"{env}_env_steps_per_s {v:.0f} steps/s")
     for env in ("maze", "kitchen", "calvin"):
