@@ -23,3 +23,13 @@ def assert_resumes_identically(agent, other, ob, tmp_path) -> tuple:
     np.testing.assert_array_equal(z1, z2)
     assert all(torch.equal(u1[k], u2[k]) for k in u1)
     return z1, u1
+
+
+def make_runner(cfg, spec, agent, warm_up_step: int):
+    """The shared hierarchical runner on a training env (seed 0) and an evaluation env (seed 1) built from cfg.env."""
+    from envs import env_kwargs
+    from rolf.trainers.rollout import HierarchicalRolloutRunner
+
+    kwargs = env_kwargs(cfg.env)
+    return HierarchicalRolloutRunner(spec.make(seed=0, **kwargs), spec.make(seed=1, **kwargs), agent,
+                                     agent.skill_horizon, warm_up_step=warm_up_step)

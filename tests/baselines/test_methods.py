@@ -9,7 +9,7 @@ import torch
 
 from baselines.rl_trainer import build_method_agent
 from envs import get_env_spec
-from rolf.trainers.rollout import HierarchicalRolloutRunner
+from tests.baselines.helpers import make_runner
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")
@@ -53,9 +53,7 @@ def test_method_runs_on_env(method, env, tmp_path):
     cfg = _cfg(method, env)
     spec = get_env_spec(env)
     agent = build_method_agent(cfg, spec=spec)
-    kwargs = {k: v for k, v in dict(cfg.env).items() if k != "id"}
-    runner = HierarchicalRolloutRunner(spec.make(seed=0, **kwargs), spec.make(seed=1, **kwargs), agent,
-                                       agent.skill_horizon, warm_up_step=60)
+    runner = make_runner(cfg, spec, agent, warm_up_step=60)
     gen = runner.run(every_steps=50)
     infos = {}
     for _ in range(3):  # warm-up chunk, then two chunks with updates

@@ -10,9 +10,8 @@ import torch
 from baselines import rl_trainer
 from baselines.spirl_agent import SPiRLAgent, SPiRLPriorMissing, build_spirl
 from envs import env_kwargs, get_env_spec
-from rolf.trainers.rollout import HierarchicalRolloutRunner
 from spirl.pretrain import kitchen_goal
-from tests.baselines.helpers import assert_resumes_identically
+from tests.baselines.helpers import assert_resumes_identically, make_runner
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")
@@ -57,9 +56,7 @@ def test_runs_on_env(env, priors, tmp_path, monkeypatch):
     spec = get_env_spec(env)
     agent = rl_trainer.build_method_agent(cfg, spec=spec)
     assert isinstance(agent, SPiRLAgent) and agent.skill_horizon == 10
-    kwargs = env_kwargs(cfg.env)
-    runner = HierarchicalRolloutRunner(spec.make(seed=0, **kwargs), spec.make(seed=1, **kwargs), agent,
-                                       agent.skill_horizon, warm_up_step=20)
+    runner = make_runner(cfg, spec, agent, warm_up_step=20)
     gen = runner.run(every_steps=int(cfg.rolf.train_every))
     infos, step = {}, 0
     while step < 20:  # warm-up: store only

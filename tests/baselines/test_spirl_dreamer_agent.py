@@ -12,9 +12,8 @@ import run
 from baselines import rl_trainer
 from baselines.spirl_agent import SPiRLPriorMissing
 from baselines.spirl_dreamer_agent import SPiRLDreamerAgent, build_spirl_dreamer, prior_divergence
-from envs import env_kwargs, get_env_spec
-from rolf.trainers.rollout import HierarchicalRolloutRunner
-from tests.baselines.helpers import assert_resumes_identically
+from envs import get_env_spec
+from tests.baselines.helpers import assert_resumes_identically, make_runner
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")
@@ -60,9 +59,7 @@ def test_runs_on_env(env, priors, tmp_path):
     spec = get_env_spec(env)
     agent = rl_trainer.build_method_agent(cfg, spec=spec)
     assert isinstance(agent, SPiRLDreamerAgent) and agent.skill_horizon == 10 and agent.ac_dim == 10
-    kwargs = env_kwargs(cfg.env)
-    runner = HierarchicalRolloutRunner(spec.make(seed=0, **kwargs), spec.make(seed=1, **kwargs), agent,
-                                       agent.skill_horizon, warm_up_step=20)
+    runner = make_runner(cfg, spec, agent, warm_up_step=20)
     gen = runner.run(every_steps=int(cfg.rolf.train_every))
     rollout, _, n = next(gen)  # warm-up chunk (5 skills = 50 steps): store only
     agent.store_episode(rollout)

@@ -13,8 +13,8 @@ from baselines.spirl_agent import SPiRLPriorMissing
 from baselines.spirl_dreamer_agent import prior_divergence
 from baselines.spirl_tdmpc_agent import SPiRLTDMPCAgent, build_spirl_tdmpc
 from baselines.tdmpc_agent import TDMPCAgent
-from envs import env_kwargs, get_env_spec
-from rolf.trainers.rollout import HierarchicalRolloutRunner
+from envs import get_env_spec
+from tests.baselines.helpers import make_runner
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")
@@ -74,9 +74,7 @@ def test_runs_on_env(env, priors, tmp_path):
     spec = get_env_spec(env)
     agent = rl_trainer.build_method_agent(cfg, spec=spec)
     assert isinstance(agent, SPiRLTDMPCAgent) and agent.skill_horizon == 10 and agent.ac_dim == 10
-    kwargs = env_kwargs(cfg.env)
-    runner = HierarchicalRolloutRunner(spec.make(seed=0, **kwargs), spec.make(seed=1, **kwargs), agent,
-                                       agent.skill_horizon, warm_up_step=60)
+    runner = make_runner(cfg, spec, agent, warm_up_step=60)
     gen = runner.run(every_steps=50)
     rollout, _, n = next(gen)  # warm-up chunk: store only
     agent.store_episode(rollout)
