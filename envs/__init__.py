@@ -3,9 +3,18 @@ offline dataset). Agents never test env names; everything env-specific is looked
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+
+def seeded(env: Any, seed: int | None) -> Any:
+    """Seeds a freshly built env's RNG (through `reset(seed=...)`) and its spaces; returns it."""
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    env.observation_space.seed(seed)
+    return env
 
 
 @dataclass(frozen=True)

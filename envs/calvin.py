@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from calvin.env import CalvinEnv
+from envs import seeded
 
 Array = TypeVar("Array")  # torch.Tensor or np.ndarray
 
@@ -20,11 +21,7 @@ def make_calvin_env(seed: int | None, max_episode_steps: int = 360, **kwargs: An
         **kwargs: other `CalvinEnv` arguments (reward_norm (default 100, as SkiMo's wrapper), full_obs, add_blocks,
             tasks).
     """
-    env = CalvinEnv(max_episode_steps=max_episode_steps, **kwargs)
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    env.observation_space.seed(seed)
-    return env
+    return seeded(CalvinEnv(max_episode_steps=max_episode_steps, **kwargs), seed)
 
 
 def preprocess_calvin_ob(ob: Array) -> Array:

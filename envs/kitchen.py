@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from d4rl.kitchen import KitchenEnv
+from envs import seeded
 
 Array = TypeVar("Array")  # torch.Tensor or np.ndarray
 
@@ -20,11 +21,7 @@ def make_kitchen_env(seed: int | None, max_episode_steps: int = 280, task: str =
         with_goal: 60-d observation with the goal appended (SPiRL family) instead of 30-d (SkiMo, TD-MPC, Dreamer).
         **kwargs: other `KitchenEnv` arguments (noise_ratio, goal_task).
     """
-    env = KitchenEnv(task=task, max_episode_steps=max_episode_steps, with_goal=with_goal, **kwargs)
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    env.observation_space.seed(seed)
-    return env
+    return seeded(KitchenEnv(task=task, max_episode_steps=max_episode_steps, with_goal=with_goal, **kwargs), seed)
 
 
 def preprocess_kitchen_ob(ob: Array) -> Array:

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from d4rl.point_maze import MazeEnv
+from envs import seeded
 
 POS_SCALE = 40.0
 VEL_SCALE = 10.0
@@ -22,11 +23,7 @@ def make_maze_env(seed: int | None, max_episode_steps: int = 2000, **kwargs: Any
         max_episode_steps: truncation horizon.
         **kwargs: other `MazeEnv` arguments (start, goal, start_rand_range, success_radius, reward).
     """
-    env = MazeEnv(max_episode_steps=max_episode_steps, **kwargs)
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    env.observation_space.seed(seed)
-    return env
+    return seeded(MazeEnv(max_episode_steps=max_episode_steps, **kwargs), seed)
 
 
 def preprocess_maze_ob(ob: Array) -> Array:

@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from d4rl.maze_layout import draw_maze, to_plot_xy  # noqa: E402
+from d4rl.maze_layout import draw_maze, to_plot_xy
 
 
 def unpreprocess_maze_xy(ob: np.ndarray) -> np.ndarray:
