@@ -19,6 +19,7 @@ from torch import nn
 
 from rolf.config import cem_config, get
 from rolf.networks import ActionDecoder, Decoder, Encoder, LSTMSkillEncoder, TanhNormal, analytic_kl, mc_kl
+from rolf.networks.host_mlp import HostMLP, host_activation
 from rolf.networks.latent_model import LatentModel, polyak_update_, rollout_losses
 from rolf.planners import CEMPlanner
 from rolf.utils.checkpoint import CheckpointError, load_module_state
@@ -162,6 +163,20 @@ class SkiMoSkillAgent(nn.Module):
         """Deterministic skill execution a = tanh(μ(E_l(s), z)) (spec §7.7: the std half is never used)."""
         return self.actor.mode(torch.cat([feat, skill], -1))
 
+    def host_policy(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """A numpy snapshot of `act(encoder(ob), z)` for one preprocessed observation (d_o,) and skill (d_z,):
+        the same maths without torch's per-op overhead (bench/speed.py `skill_act`). Valid until the weights change."""
+        enc_in, enc_act, enc_out = (HostMLP(self.encoder.encoders["ob"].fc), host_activation(self.encoder.act),
+                                    HostMLP(self.encoder.fc))
+        actor, half = HostMLP(self.actor.fc), self.actor.fc.out_dim // 2
+
+        def policy(ob: np.ndarray, skill: np.ndarray) -> np.ndarray:
+            feat = enc_out(enc_act(enc_in(ob)))
+            mean = actor(np.concatenate([feat, skill], -1))[..., :half]
+            return np.tanh(5.0 * np.tanh(mean / 5.0))
+
+        return policy
+
 
 class SkiMoAgent:
     """SkiMo meta + skill agents, the frozen skill prior copy (RL), α, optimisers, planner, HL buffer."""
@@ -185,6 +200,8 @@ class SkiMoAgent:
         self.step = 0
         self._update_iter = 0
         self._warm_up_done = False
+        self._host_skill_policy, self._host_skill_version = None, None  # act_skill's numpy snapshot
+        self._skill_params = list(self.skill_agent.parameters())
         self.hl_buffer = ReplayBufferEpisode(("ob", "ac", "rew", "done"), int(float(get(rolf_cfg, "buffer_size"))),
                                              one_more_ob=True, sample_last_more=bool(rolf_cfg.sample_last_more), rng=rng)
         self._build_optimizers()
@@ -292,10 +309,14 @@ class SkiMoAgent:
             z = mean[0].clamp(-0.999, 0.999)
         return z.cpu().numpy(), mean
 
-    @torch.no_grad()
     def act_skill(self, ob: np.ndarray, skill: np.ndarray) -> np.ndarray:
-        feat = self.skill_agent.encoder(self.preprocess(self._to_tensor(ob)[None]))
-        return self.skill_agent.act(feat, self._to_tensor(skill)[None])[0].cpu().numpy()
+        """One low-level action (d_a,) for a raw observation and a skill, on a host snapshot of the skill policy
+        (rebuilt whenever a weight of the skill agent has changed in place: optimiser steps, state loads)."""
+        version = tuple(p._version for p in self._skill_params)
+        if version != self._host_skill_version:
+            self._host_skill_policy, self._host_skill_version = self.skill_agent.host_policy(), version
+        ob = self.preprocess(np.asarray(ob, dtype=np.float32))
+        return self._host_skill_policy(ob, np.asarray(skill, dtype=np.float32)).astype(np.float32)
 
     # ------------------------------------------------------------------ downstream RL (spec §2.5, §2.6)
     def alpha(self) -> torch.Tensor:

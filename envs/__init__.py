@@ -23,7 +23,7 @@ class EnvSpec:
     ob_dim: int
     ac_dim: int
     make: Callable[..., Any]  # make(seed, **env_kwargs) -> gymnasium.Env
-    preprocess: Callable[[Any], Any]  # tensor (..., ob_dim) -> tensor (..., ob_dim)
+    preprocess: Callable[[Any], Any]  # (..., ob_dim) -> (..., ob_dim), for torch tensors and numpy arrays alike
     visualizer: Callable[[Path], Any] | None = None  # visualizer(out_dir) -> object with episode/replay/... methods
     generate_dataset: Callable[[str], Any] | None = None  # generate_dataset(path): writes the default dataset
     keep_obs_dims: int | None = None  # dims kept from the offline data's observations

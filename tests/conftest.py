@@ -21,8 +21,10 @@ def compose_cfg(name: str = "skimo_maze", overrides: list[str] | None = None):
     return compose_config(name, overrides)
 
 
-def maze_preprocess(x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([x[..., :2] / 40.0 - 0.5, x[..., 2:] / 10.0], -1)
+def maze_preprocess(x):
+    from envs.maze import preprocess_maze_ob
+
+    return preprocess_maze_ob(x)
 
 
 def make_skimo_agent(overrides: list[str] | None = None, phase: str = "pretrain", ob_dim: int = 4, ac_dim: int = 2,

@@ -156,3 +156,28 @@ def test_first_update_adds_the_warm_up_iterations_once_data_is_there():
     assert agent._update_iter == 2 + 100 * 2 // 50  # train_iter + warm_up_step * train_iter // train_every
     agent.update()
     assert agent._update_iter == 2 + 4 + 2
+
+
+def test_skill_act_host_snapshot_matches_torch_and_follows_weight_updates():
+    """act_skill runs on a numpy snapshot of the skill policy: it must equal the torch forward pass, and be rebuilt
+    after an optimiser step or a state load changes the weights."""
+    agent = make_skimo_agent(TINY)
+    rng = np.random.default_rng(0)
+    ob = np.array([10.0, 24.0, 0.3, -0.2], np.float32)
+    z = rng.uniform(-1, 1, 10).astype(np.float32)
+
+    def torch_act():
+        with torch.no_grad():
+            feat = agent.skill_agent.encoder(agent.preprocess(torch.as_tensor(ob)[None]))
+            return agent.skill_agent.act(feat, torch.as_tensor(z)[None])[0].numpy()
+
+    before = agent.act_skill(ob, z)
+    np.testing.assert_allclose(before, torch_act(), atol=1e-6)
+    agent.pretrain_step(_pretrain_batch(rng))
+    after = agent.act_skill(ob, z)
+    assert np.abs(after - before).max() > 1e-4
+    np.testing.assert_allclose(after, torch_act(), atol=1e-6)
+    fresh = make_skimo_agent(TINY, seed=1)
+    fresh.act_skill(ob, z)
+    fresh.load_state_dict(agent.state_dict())
+    np.testing.assert_allclose(fresh.act_skill(ob, z), after, atol=1e-6)
