@@ -24,6 +24,7 @@ from rolf.networks.latent_model import LatentModel, polyak_update_, rollout_loss
 from rolf.planners import CEMPlanner
 from rolf.utils.checkpoint import CheckpointError, load_module_state
 from rolf.utils.optim import ClippedAdam
+from rolf.utils.precision import autocast_factory, parse_precision
 
 Preprocess = Callable[[torch.Tensor], torch.Tensor]
 
@@ -86,6 +87,7 @@ class SkiMoConfig:
     bootstrap_timeout: bool  # §7.4: time-limit ends do not cut bootstrapping
     analytic_kl: bool  # §7.8: closed-form Gaussian KL instead of the 100-sample MC estimate
     deterministic_eval_plan: bool  # §7.9: evaluation executes the plan mean instead of a weighted elite
+    autocast_dtype: torch.dtype | None = None  # rolf.precision: None = fp32, torch.bfloat16 = bf16 autocast
 
     @classmethod
     def from_rolf(cls, r: Any) -> "SkiMoConfig":
@@ -113,6 +115,7 @@ class SkiMoConfig:
             fix_actor_latent=bool(r.fix_actor_latent), fix_model_loss=bool(r.fix_model_loss),
             bootstrap_timeout=bool(r.bootstrap_timeout), analytic_kl=bool(r.analytic_kl),
             deterministic_eval_plan=bool(r.deterministic_eval_plan),
+            autocast_dtype=parse_precision(get(r, "precision", 32)),
         )
 
 
@@ -197,6 +200,7 @@ class SkiMoAgent:
         self._fixed_alpha = None if c.fixed_alpha is None else torch.tensor(c.fixed_alpha, device=device)
         self.planner = CEMPlanner(cem_config(rolf_cfg, c.n_skill, c.horizon_step, clamp=0.999), c.skill_dim)
         self.kl = analytic_kl if c.analytic_kl else mc_kl
+        self.autocast = autocast_factory(device, c.autocast_dtype)  # forward passes only; backward runs outside
         self.step = 0
         self._update_iter = 0
         self._warm_up_done = False
@@ -274,7 +278,8 @@ class SkiMoAgent:
         """One gradient iteration on a pre-training batch {ob (B, LH+1, d_o), ac (B, LH+1, d_a)}."""
         ob = self.preprocess(self._to_tensor(batch["ob"]))
         ac = self._to_tensor(batch["ac"])[:, :-1]  # the last action is dropped (spec §1.5)
-        total, info = self.pretrain_losses(ob, ac)
+        with self.autocast():
+            total, info = self.pretrain_losses(ob, ac)
         for o in self.optims.values():
             o.zero_grad()
         total.backward()  # the three non-joint losses touch disjoint parameters, so one backward serves all
@@ -287,7 +292,8 @@ class SkiMoAgent:
     @torch.no_grad()
     def pretrain_eval_losses(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         ob = self.preprocess(self._to_tensor(batch["ob"]))
-        return self.pretrain_losses(ob, self._to_tensor(batch["ac"])[:, :-1])[1]
+        with self.autocast():
+            return self.pretrain_losses(ob, self._to_tensor(batch["ac"])[:, :-1])[1]
 
     def _maybe_update_target(self) -> None:
         self._update_iter += 1
@@ -299,6 +305,11 @@ class SkiMoAgent:
     def act_meta(self, ob: np.ndarray, prev_mean: torch.Tensor | None, is_train: bool,
                  warm_up: bool = False) -> tuple[np.ndarray, torch.Tensor | None]:
         """Choose a skill z for the current observation. Returns (z (d_z,), planner memory)."""
+        with self.autocast():
+            return self._act_meta(ob, prev_mean, is_train, warm_up)
+
+    def _act_meta(self, ob: np.ndarray, prev_mean: torch.Tensor | None, is_train: bool,
+                  warm_up: bool) -> tuple[np.ndarray, torch.Tensor | None]:
         h = self.meta_agent.model.encode(self.preprocess(self._to_tensor(ob)[None]))  # (1, d_s)
         if warm_up or not self.c.use_cem or self.phase == "pretrain":  # pre-training evaluates the prior itself
             dist = self.meta_agent.actor(h)
@@ -347,15 +358,17 @@ class SkiMoAgent:
         rew = self._to_tensor(batch["rew"])  # (B, L)
         done = self._to_tensor(batch["done"])  # (B, L)
         m = self.meta_agent
-        h = m.model.encode(ob)  # (B, L+1, d_s)
-        with torch.no_grad():
-            h_target = m.model_target.encode(ob)
-            h_prior = self.skill_prior.model.encode(ob)
-        model_loss, info = self.model_loss(ob, h, h_target, h_prior, z, rew, done)
+        with self.autocast():
+            h = m.model.encode(ob)  # (B, L+1, d_s)
+            with torch.no_grad():
+                h_target = m.model_target.encode(ob)
+                h_prior = self.skill_prior.model.encode(ob)
+            model_loss, info = self.model_loss(ob, h, h_target, h_prior, z, rew, done)
         info["model_grad_norm"] = self.optims["model"].step(model_loss)
-        # SkiMo+SAC trains E_h through the actor loss (spec §3.7): re-encode with the graph; SkiMo uses detached h.
-        h_actor = m.model.encode(ob) if self.c.sac else h.detach()
-        actor_loss, kl_mean, actor_info = self.actor_loss(ob, h_actor, h_prior)
+        with self.autocast():
+            # SkiMo+SAC trains E_h through the actor loss (spec §3.7): re-encode with the graph; SkiMo uses detached h.
+            h_actor = m.model.encode(ob) if self.c.sac else h.detach()
+            actor_loss, kl_mean, actor_info = self.actor_loss(ob, h_actor, h_prior)
         info.update(actor_info)
         info["actor_grad_norm"] = self.optims["actor"].step(actor_loss)
         if self.c.fixed_alpha is None:

@@ -15,6 +15,7 @@ from rolf.main import RunContext
 from rolf.trainers.rollout import HierarchicalRolloutRunner
 from rolf.trainers.trainer import Trainer
 from rolf.utils.logger import Logger
+from rolf.utils.precision import parse_precision
 
 
 def build_tdmpc(cfg: Any, spec, device: torch.device, rng: np.random.Generator):
@@ -59,6 +60,9 @@ def build_method_agent(cfg: Any, device: torch.device | str = "cpu", seed: int =
     name = str(cfg.rolf.name)
     if name not in AGENTS:
         raise ConfigError(f"unknown rolf.name {name!r} for the RL trainer; available: {sorted(AGENTS)}")
+    if parse_precision(get(cfg.rolf, "precision", 32)) is not None:
+        raise ConfigError(f"rolf.precision={cfg.rolf.precision}: mixed precision is implemented for SkiMo only; "
+                          f"use rolf.precision=32 with {name}")
     return AGENTS[name](cfg, spec or get_env_spec(cfg.env.id), torch.device(device), np.random.default_rng(seed))
 
 

@@ -40,4 +40,4 @@ class LSTMSkillEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> TanhNormal:
         """x: (N, H, in_dim) -> distribution with batch shape (N,)."""
         out, _ = self.lstm(x)
-        return tanh_normal_head(self.output_layer(out[:, -1]), self.log_std)
+        return tanh_normal_head(self.output_layer(out[:, -1]).float(), self.log_std)

@@ -45,7 +45,7 @@ class MLP(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fcs(x)
+        return self.fcs(x).float()  # fp32 out under bf16 autocast (rolf.utils.precision); a no-op otherwise
 
 
 class Critic(nn.Module):
