@@ -1,13 +1,16 @@
 """The speed suite of the performance issue: one line per figure (`name median [min, max] unit`, plus achieved
 GFLOP/s and the fraction of this machine's matmul peak for the compute figures), and a JSON file.
 
-    python bench/speed.py [--reps 10] [--threads 2] [--json bench/results/speed.json] [--quick]
+    python bench/speed.py [--reps 10] [--threads 2] [--json bench/results/speed.json] [--quick] [--only compute,loop]
+                          [Hydra overrides of the SkiMo figures, e.g. rolf.analytic_kl=true rolf.precision=bf16]
 
 Figures, for maze and kitchen at spec §4.1 shapes (fp32):
 - pre-training iteration (batch 512 x 101 steps), RL update (batch 128 / 256 x 10 skills), CEM plan at horizon 10
   and 1 (512 samples + 25 policy trajectories, 6 iterations), skill act (one observation);
 - env steps/s in one process (maze, kitchen, CALVIN; random actions, resets included);
 - data generation steps/s with all cores (maze, kitchen, CALVIN generators, small sizes);
+- the maze RL loop (env + skill policy + CEM planning + updates, spec shapes) in env steps/s, with the share of the
+  wall time spent planning, acting, updating and stepping the env;
 - the machine's matmul peak (2048² fp32 and 512² bf16 matmuls), measured in the same run.
 FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on one call (matmuls, forward and backward; the
 LSTM's fused kernel is not counted, so the kitchen pre-training GFLOP/s is a lower bound).
@@ -56,10 +59,10 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 / med / 1e9
 
 
-def compute_figures(env: str, reps: int) -> dict[str, dict]:
+def compute_figures(env: str, reps: int, overrides: list[str]) -> dict[str, dict]:
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    cfg = compose_config(f"skimo_{env}")
+    cfg = compose_config(f"skimo_{env}", overrides)
     pre = build_agent(cfg, "pretrain")
     ob_dim, ac_dim = pre.ob_dim, pre.ac_dim
     b = {"ob": (rng.random((512, 101, ob_dim)) * OB_SCALE[env]).astype(np.float32),
@@ -94,6 +97,57 @@ def compute_figures(env: str, reps: int) -> dict[str, dict]:
     return results
 
 
+def rl_loop_figures(env_steps: int, overrides: list[str]) -> dict[str, float]:
+    """The full maze RL loop at spec shapes (env + skill policy + CEM planning + updates), after one random-skill
+    episode fills the buffer: env steps/s and the share of the wall time of each part."""
+    import time
+    from collections import defaultdict
+
+    from envs import get_env_spec
+    from rolf.trainers.rollout import HierarchicalRolloutRunner
+
+    torch.manual_seed(0)
+    cfg = compose_config("skimo_maze", overrides)
+    agent = build_agent(cfg, "rl")
+    agent.load_pretrained(build_agent(cfg, "pretrain").state_dict())
+    env = get_env_spec("maze").make(seed=0)
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(name: str, fn: Callable) -> Callable:
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            out = fn(*a, **k)
+            spent[name] += time.perf_counter() - t
+            return out
+        return wrapper
+
+    agent.act_meta, agent.act_skill = timed("plan", agent.act_meta), timed("skill_act", agent.act_skill)
+    agent.update, env.step = timed("update", agent.update), timed("env_step", env.step)
+    episode = int(cfg.env.max_episode_steps)
+    runner = HierarchicalRolloutRunner(env, env, agent, int(cfg.rolf.skill_horizon), warm_up_step=episode)
+    every = int(cfg.rolf.train_every)
+    gen = runner.run(every_steps=every)
+    step = 0
+    while step < episode:  # warm-up: random skills from the prior, no updates
+        hl, _, n = next(gen)
+        agent.store_episode(hl)
+        step += n
+    agent._warm_up_done = True  # time the steady state, not the one-off warm-up iterations
+    spent.clear()
+    t0, start = time.perf_counter(), step
+    while step - start < env_steps:
+        hl, _, n = next(gen)
+        agent.store_episode(hl)
+        agent.update()
+        step += n
+    wall = time.perf_counter() - t0
+    out = {"steps_per_s": (step - start) / wall, "env_steps": step - start}
+    for k, v in spent.items():
+        out[f"share_{k}"] = v / wall
+    out["share_other"] = 1.0 - sum(spent.values()) / wall
+    return out
+
+
 def registry_env_steps_per_s(env: str, steps: int) -> float:
     """Random-action env steps/s of a registered env (bench_envs.env_steps_per_s on `get_env_spec(env).make`)."""
     from envs import get_env_spec
@@ -124,7 +178,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "speed.json"))
     ap.add_argument("--quick", action="store_true", help="fewer env steps and smaller generation runs")
+    ap.add_argument("--only", default="compute,loop,env,gen", help="sections to run (comma list of compute, loop, "
+                                                                   "env, gen)")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides for the SkiMo figures, e.g. rolf.analytic_kl=true "
+                                                 "or rolf.precision=bf16")
     args = ap.parse_args()
+    sections = set(args.only.split(","))
     torch.set_num_threads(args.threads)
     tune_malloc()
     # bf16 at n=512: without AVX-512 BF16 torch falls back to a ~0.3 GFLOP/s path (a 2048² matmul would take a minute)
@@ -132,24 +191,32 @@ def main() -> None:
     for k, v in peaks.items():
         print(f"matmul_peak_{k} {v:.1f} GFLOP/s")
     results: dict[str, dict] = {}
-    for env in ("maze", "kitchen"):
-        for name, r in compute_figures(env, args.reps).items():
-            r["fraction_of_fp32_peak"] = r["gflops_per_s"] / peaks["fp32"]
+    for env in ("maze", "kitchen") if "compute" in sections else ():
+        for name, r in compute_figures(env, args.reps, args.overrides).items():
+            for kind, peak in peaks.items():
+                r[f"fraction_of_{kind}_peak"] = r["gflops_per_s"] / peak
             results[name] = r
             print(f"{name} {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] {r['unit']}  "
-                  f"{r['gflop']:.3g} GFLOP  {r['gflops_per_s']:.1f} GFLOP/s  {100 * r['fraction_of_fp32_peak']:.1f}% of fp32 peak")
+                  f"{r['gflop']:.3g} GFLOP  {r['gflops_per_s']:.1f} GFLOP/s  "
+                  f"{100 * r['fraction_of_fp32_peak']:.1f}% of fp32 peak, {100 * r['fraction_of_bf16_peak']:.0f}% of bf16")
+    if "loop" in sections:
+        loop = rl_loop_figures(1000 if args.quick else 3000, args.overrides)
+        results["maze_rl_loop_steps_per_s"] = {"median": loop.pop("steps_per_s"), "unit": "steps/s", **loop}
+        print(f"maze_rl_loop_steps_per_s {results['maze_rl_loop_steps_per_s']['median']:.1f} steps/s  ("
+              + ", ".join(f"{k[6:]} {100 * v:.0f}%" for k, v in loop.items() if k.startswith("share_")) + ")")
     n_steps = {"maze": 20000, "kitchen": 1000, "calvin": 1000} if args.quick else {"maze": 100000, "kitchen": 3000,
                                                                                     "calvin": 3000}
-    for env, n in n_steps.items():
+    for env, n in n_steps.items() if "env" in sections else ():
         v = registry_env_steps_per_s(env, n)
         results[f"{env}_env_steps_per_s"] = {"median": v, "unit": "steps/s"}
         print(f"{env}_env_steps_per_s {v:.0f} steps/s")
-    for env in ("maze", "kitchen", "calvin"):
+    for env in ("maze", "kitchen", "calvin") if "gen" in sections else ():
         v = generation_steps_per_s(env, args.quick)
         results[f"{env}_generation_steps_per_s"] = {"median": v, "unit": "steps/s", "workers": os.cpu_count()}
         print(f"{env}_generation_steps_per_s {v:.0f} steps/s ({os.cpu_count()} workers)")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"matmul_peak_gflops": peaks, "threads": args.threads, "figures": results},
+    Path(args.json).write_text(json.dumps({"matmul_peak_gflops": peaks, "threads": args.threads,
+                                           "overrides": args.overrides, "figures": results},
                                           indent=1))
 
 

@@ -61,3 +61,31 @@ def test_head_soft_clips_mean_and_bounds_std():
     assert d.scale[0, 1].item() == pytest.approx(math.exp(-10) + 1e-4)
     d2 = tanh_normal_head(torch.zeros(1, 4), log_std=False)
     assert d2.scale[0, 0].item() == pytest.approx(5.0 + 1e-4, rel=1e-5)
+
+
+@pytest.mark.parametrize("loc_scale", [(1.0, 0.5), (4.5, 3.0)])  # the second one clamps many samples
+def test_mc_kl_equals_the_literal_tanh_atanh_round_trip_on_fixed_seeds(loc_scale):
+    """mc_kl skips tanh -> atanh (identical in exact arithmetic): same samples, same value and gradient up to the
+    round trip's float32 noise."""
+    from rolf.networks.distributions import mc_kl_roundtrip
+
+    m, s = loc_scale
+    g = torch.Generator().manual_seed(0)
+    loc = (m * torch.randn(64, 5, 10, generator=g)).clamp(-5, 5).requires_grad_()
+    scale = (s * torch.rand(64, 5, 10, generator=g) + 0.05).requires_grad_()
+    q = TanhNormal(torch.randn(64, 5, 10, generator=g), torch.rand(64, 5, 10, generator=g) + 0.3)
+    out, grads = [], []
+    for fn in (mc_kl, mc_kl_roundtrip):
+        torch.manual_seed(1)
+        kl = fn(TanhNormal(loc, scale), q)
+        out.append(kl.detach())
+        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(kl.sum(), [loc, scale])]))
+        torch.manual_seed(1)
+        out.append(fn(TanhNormal(loc, scale), "tanh").detach())
+    fast, fast_tanh, ref, ref_tanh = out
+    tol = dict(rtol=1e-5, atol=1e-4) if m < 2 else dict(rtol=5e-3, atol=0.05)
+    torch.testing.assert_close(fast, ref, **tol)
+    torch.testing.assert_close(fast_tanh, ref_tanh, **tol)
+    assert (fast.mean() - ref.mean()).abs() < 1e-2 * ref.abs().mean()
+    cos = torch.dot(grads[0], grads[1]) / (grads[0].norm() * grads[1].norm())
+    assert cos > 0.999
