@@ -9,6 +9,7 @@ Figures, for maze and kitchen at spec §4.1 shapes (fp32):
   and 1 (512 samples + 25 policy trajectories, 6 iterations), skill act (one observation);
 - env steps/s in one process (maze, kitchen, CALVIN; random actions, resets included);
 - data generation steps/s with all cores (maze, kitchen, CALVIN generators, small sizes);
+- the maze CEM plan at horizon 10 with `rolf.compile_planner=true`, and its compile time;
 - the maze RL loop (env + skill policy + CEM planning + updates, spec shapes) in env steps/s, with the share of the
   wall time spent planning, acting, updating and stepping the env;
 - the machine's matmul peak (2048² fp32 and 512² bf16 matmuls), measured in the same run.
@@ -97,6 +98,24 @@ def compute_figures(env: str, reps: int, overrides: list[str]) -> dict[str, dict
     return results
 
 
+def compiled_planner_figures(reps: int, overrides: list[str]) -> dict[str, dict]:
+    """Maze CEM plan at horizon 10 with `rolf.compile_planner=true`: the first call's compile time, then the median."""
+    import time
+
+    torch.manual_seed(0)
+    cfg = compose_config("skimo_maze", [*overrides, "rolf.compile_planner=true"])
+    agent = build_agent(cfg, "rl")
+    agent.load_pretrained(build_agent(cfg, "pretrain").state_dict())
+    agent.set_step(10**7)
+    ob = np.array([10.0, 24.0, 0.0, 0.0], np.float32)
+    t = time.perf_counter()
+    agent.act_meta(ob, None, True)
+    compile_s = time.perf_counter() - t
+    med, lo, hi = timeit(lambda: agent.act_meta(ob, None, True), reps)
+    return {"maze_cem_plan_h10_compiled": {"median": med * 1e3, "min": lo * 1e3, "max": hi * 1e3, "unit": "ms",
+                                           "compile_s": compile_s}}
+
+
 def rl_loop_figures(env_steps: int, overrides: list[str]) -> dict[str, float]:
     """The full maze RL loop at spec shapes (env + skill policy + CEM planning + updates), after one random-skill
     episode fills the buffer: env steps/s and the share of the wall time of each part."""
@@ -178,8 +197,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "speed.json"))
     ap.add_argument("--quick", action="store_true", help="fewer env steps and smaller generation runs")
-    ap.add_argument("--only", default="compute,loop,env,gen", help="sections to run (comma list of compute, loop, "
-                                                                   "env, gen)")
+    ap.add_argument("--only", default="compute,compile,loop,env,gen",
+                    help="sections to run (comma list of compute, compile, loop, env, gen)")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides for the SkiMo figures, e.g. rolf.analytic_kl=true "
                                                  "or rolf.precision=bf16")
     args = ap.parse_args()
@@ -199,6 +218,10 @@ def main() -> None:
             print(f"{name} {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] {r['unit']}  "
                   f"{r['gflop']:.3g} GFLOP  {r['gflops_per_s']:.1f} GFLOP/s  "
                   f"{100 * r['fraction_of_fp32_peak']:.1f}% of fp32 peak, {100 * r['fraction_of_bf16_peak']:.0f}% of bf16")
+    if "compile" in sections:
+        for name, r in compiled_planner_figures(args.reps, args.overrides).items():
+            results[name] = r
+            print(f"{name} {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] ms  (compile {r['compile_s']:.1f} s)")
     if "loop" in sections:
         loop = rl_loop_figures(1000 if args.quick else 3000, args.overrides)
         results["maze_rl_loop_steps_per_s"] = {"median": loop.pop("steps_per_s"), "unit": "steps/s", **loop}

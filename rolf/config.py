@@ -78,5 +78,6 @@ def cem_config(r: Any, max_horizon: int, horizon_step: float, clamp: float) -> C
         std_step=float(get(r, "std_step")),
         discount=float(get(r, "rl_discount")),
         clamp=clamp,
+        compile=bool(get(r, "compile_planner", False)),
     )
 

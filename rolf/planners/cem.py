@@ -32,6 +32,7 @@ class CEMConfig:
     discount: float = 0.99
     init_std: float = 2.0
     clamp: float = 0.999  # SkiMo ±0.999, TD-MPC ±1
+    compile: bool = False  # torch.compile the imagine step (fused elementwise ops; one compile per model)
 
 
 class CEMPlanner:
@@ -42,6 +43,16 @@ class CEMPlanner:
         self.action_dim = action_dim
         self.horizon = LinearDecay(1, cfg.max_horizon, cfg.horizon_step)
         self.std_floor = LinearDecay(cfg.max_std, cfg.min_std, cfg.std_step)
+        self._compiled: tuple[object, Callable] | None = None  # (model, compiled model.imagine_step)
+
+    def _imagine_step(self, model) -> Callable:
+        """model.imagine_step, compiled once per model when `compile` is set. Not frozen: the compiled code reads the
+        live parameters, so updates between plans are seen (tests/rolf/test_cem.py checks both)."""
+        if not self.cfg.compile:
+            return model.imagine_step
+        if self._compiled is None or self._compiled[0] is not model:
+            self._compiled = (model, torch.compile(model.imagine_step, dynamic=False))
+        return self._compiled[1]
 
     def horizon_at(self, step: int) -> int:
         return int(self.horizon(step))
@@ -52,8 +63,9 @@ class CEMPlanner:
         """G = sum_t γ^t R(h_t, a_t) + γ^N min(Q1, Q2)(h_N, a' ~ π(h_N)).  h: (S, d_s), actions: (N, S, d_a) -> (S,)."""
         value = torch.zeros(h.shape[0], device=h.device, dtype=h.dtype)
         discount = 1.0
+        imagine_step = self._imagine_step(model)
         for t in range(actions.shape[0]):
-            h, reward = model.imagine_step(h, actions[t])
+            h, reward = imagine_step(h, actions[t])
             value = value + discount * reward
             discount *= self.cfg.discount
         q1, q2 = model.q(h, policy(h).rsample())

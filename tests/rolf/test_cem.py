@@ -81,3 +81,26 @@ def test_policy_trajectories_can_win_when_they_are_best():
 def test_linear_decay():
     d = LinearDecay(0.5, 0.01, 100)
     assert d(0) == 0.5 and abs(d(50) - 0.255) < 1e-9 and d(100) == 0.01 and d(1000) == 0.01
+
+
+def test_compiled_planner_matches_eager_and_sees_weight_updates():
+    """rolf.compile_planner: the same plan as eager on a fixed seed, also after the model's weights change."""
+    from rolf.networks.heads import ActionDecoder
+    from rolf.networks.latent_model import LatentModel
+
+    torch.manual_seed(0)
+    model = LatentModel(ob_dim=4, action_dim=3, state_dim=8, num_units=16, num_layers=2, embed_dim=16)
+    policy = ActionDecoder(8, 3, [16])
+    cfg = dict(max_horizon=3, horizon_step=1, iterations=2, num_samples=32, num_policy_traj=4, num_elites=4)
+    eager, compiled = CEMPlanner(CEMConfig(**cfg), 3), CEMPlanner(CEMConfig(**cfg, compile=True), 3)
+    h = torch.randn(1, 8)
+    for _ in range(2):
+        plans = []
+        for planner in (eager, compiled):
+            torch.manual_seed(1)
+            plans.append(planner.plan(model, policy, h, None, step=10, is_train=False))
+        torch.testing.assert_close(plans[1][1], plans[0][1], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(plans[1][0], plans[0][0], rtol=1e-4, atol=1e-5)
+        with torch.no_grad():  # an "update" between plans
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
