@@ -13,8 +13,9 @@ Figures, for maze and kitchen at spec §4.1 shapes (fp32):
 - the maze RL loop (env + skill policy + CEM planning + updates, spec shapes) in env steps/s, with the share of the
   wall time spent planning, acting, updating and stepping the env;
 - the machine's matmul peak (2048² fp32 and 512² bf16 matmuls), measured in the same run.
-FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on one call (matmuls, forward and backward; the
-LSTM's fused kernel is not counted, so the kitchen pre-training GFLOP/s is a lower bound).
+FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on one call (matmuls, forward and backward), plus
+the LSTM skill encoder's, which that counter does not see, counted by hand. The skill act runs on a numpy snapshot
+(no torch ops to count): its FLOPs are those of the same forward pass in torch.
 The original's figures on this machine kind (performance issue): 0.53 / 0.89 s, 0.139 / 0.251 s, 93 / 109 ms,
 22 / 23 ms, 0.24 ms.
 """
@@ -46,11 +47,27 @@ OB_SCALE = {"maze": 40.0, "kitchen": 1.0}
 
 
 def count_flops(fn: Callable[[], object]) -> float:
+    """Matmul FLOPs of one call (forward + backward). torch's counter does not see the fused LSTM kernel, so LSTMs
+    are added by hand: 2·4·H·(I + H) per step and sequence forward, twice that backward when grad is on."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
+    lstm_flops = 0.0
+
+    def lstm_hook(module: torch.nn.LSTM, inputs, _output) -> None:
+        nonlocal lstm_flops
+        x = inputs[0]
+        n_steps = x.shape[0] * x.shape[1]  # (N, T, I) or (T, N, I): sequences x steps either way
+        fwd = 2.0 * 4 * module.hidden_size * (module.input_size + module.hidden_size) * n_steps * module.num_layers
+        lstm_flops += fwd * (3.0 if torch.is_grad_enabled() and module.weight_ih_l0.requires_grad else 1.0)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: lstm_hook(m, i, o) if isinstance(m, torch.nn.LSTM) else None)
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    finally:
+        handle.remove()
+    return float(counter.get_total_flops()) + lstm_flops
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
@@ -88,10 +105,17 @@ def compute_figures(env: str, reps: int, overrides: list[str]) -> dict[str, dict
     out["cem_plan_h1"] = (plan_at(0), reps, "ms")
     z = np.zeros(10, np.float32)
     out["skill_act"] = (lambda: agent.act_skill(ob, z), max(reps, 200), "ms")
+
+    @torch.no_grad()
+    def skill_act_in_torch():  # the FLOPs of the numpy snapshot's forward pass
+        feat = agent.skill_agent.encoder(agent.preprocess(torch.as_tensor(ob)[None]))
+        return agent.skill_agent.act(feat, torch.as_tensor(z)[None])
+
+    flop_fns = {"skill_act": skill_act_in_torch}
     results = {}
     for name, (fn, r, unit) in out.items():
         med, lo, hi = timeit(fn, r)
-        flops = count_flops(fn)
+        flops = count_flops(flop_fns.get(name, fn))
         scale = 1e3 if unit == "ms" else 1.0
         results[f"{env}_{name}"] = {"median": med * scale, "min": lo * scale, "max": hi * scale, "unit": unit,
                                     "gflop": flops / 1e9, "gflops_per_s": flops / med / 1e9}
