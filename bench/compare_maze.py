@@ -91,6 +91,43 @@ def success_curve(rows: list[dict]) -> dict[str, list]:
     return out
 
 
+def stored_positions(state) -> np.ndarray:
+    """Every maze observation (x, y) stored in a checkpoint's replay buffers: arrays under keys containing "ob" whose
+    last dim is the maze's 4 (SkiMo/SPiRL buffers hold skill-boundary observations, flat methods every step)."""
+    found: list[np.ndarray] = []
+
+    def walk(node, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, str(k))
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                walk(v, key)
+        elif "ob" in key and hasattr(node, "shape") and len(node.shape) >= 2 and node.shape[-1] == 4:
+            arr = node.detach().cpu().numpy() if hasattr(node, "detach") else np.asarray(node)
+            found.append(arr.reshape(-1, 4)[:, :2].astype(np.float64))
+
+    walk(state)
+    return np.concatenate(found) if found else np.zeros((0, 2))
+
+
+def exploration(run_dir: Path, goal=(18.0, 8.0), start=(10.0, 24.0)) -> dict[str, float]:
+    """How far each method's data got when success is 0 everywhere: the closest stored observation to the goal and
+    the number of distinct unit cells stored (from the last RL checkpoint's replay buffer)."""
+    import torch
+
+    ckpts = sorted((run_dir / "ckpt").glob("*.pt"))
+    if not ckpts:
+        return {}
+    xy = stored_positions(torch.load(ckpts[-1], map_location="cpu", weights_only=False))
+    xy = xy[np.isfinite(xy).all(1) & (np.abs(xy) < 1e3).all(1)]
+    if not len(xy):
+        return {}
+    dist = np.linalg.norm(xy - np.asarray(goal), axis=1)
+    return {"closest_to_goal": float(dist.min()), "start_to_goal": float(np.linalg.norm(np.subtract(start, goal))),
+            "cells_visited": int(len(np.unique(np.floor(xy).astype(np.int64), axis=0))), "stored_obs": int(len(xy))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare_maze"))
@@ -116,11 +153,12 @@ def main() -> None:
         timings.update(pretrain(out, args))
         for m in args.methods:
             timings[f"{m}_rl_s"] = rl(m, out, args)
-    curves = {}
+    curves, explored = {}, {}
     for m in args.methods:
-        name = METHODS[m][1]
-        curves[m] = success_curve(read_metrics(out / "log" / f"maze.{name}.rl.cmp.{args.seed}"))
-    result = {"rl_steps": args.rl_steps, "timings": timings, "curves": curves}
+        run_dir = out / "log" / f"maze.{METHODS[m][1]}.rl.cmp.{args.seed}"
+        curves[m] = success_curve(read_metrics(run_dir))
+        explored[m] = exploration(run_dir)
+    result = {"rl_steps": args.rl_steps, "timings": timings, "curves": curves, "exploration": explored}
     json_path.write_text(json.dumps(result, indent=1))
     plot(result, out / "compare_maze.png")
     for m, c in curves.items():
@@ -128,6 +166,10 @@ def main() -> None:
             if vals:
                 print(f"{m} {key} final {vals[-1]:.3f} max {max(vals):.3f} mean {np.mean(vals):.3f} "
                       f"({len(vals)} points, last at {steps[-1]} env steps)")
+    for m, e in explored.items():
+        if e:
+            print(f"{m} closest approach to the goal {e['closest_to_goal']:.1f} (start {e['start_to_goal']:.1f} away), "
+                  f"{e['cells_visited']} cells visited ({e['stored_obs']} stored observations)")
     for k, v in timings.items():
         print(f"{k} {v:.0f}")
 
