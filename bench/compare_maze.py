@@ -125,7 +125,7 @@ def exploration(run_dir: Path, goal=(18.0, 8.0), start=(10.0, 24.0)) -> dict[str
         return {}
     dist = np.linalg.norm(xy - np.asarray(goal), axis=1)
     return {"closest_to_goal": float(dist.min()), "start_to_goal": float(np.linalg.norm(np.subtract(start, goal))),
-            "cells_visited": int(len(np.unique(np.floor(xy).astype(np.int64), axis=0))), "stored_obs": int(len(xy))}
+            "cells_visited": len(np.unique(np.floor(xy).astype(np.int64), axis=0)), "stored_obs": len(xy)}
 
 
 def main() -> None:
