@@ -91,9 +91,13 @@ def success_curve(rows: list[dict]) -> dict[str, list]:
     return out
 
 
+OB_KEYS = ("ob", "ob_next")
+
+
 def stored_positions(state) -> np.ndarray:
-    """Every maze observation (x, y) stored in a checkpoint's replay buffers: arrays under keys containing "ob" whose
-    last dim is the maze's 4 (SkiMo/SPiRL buffers hold skill-boundary observations, flat methods every step)."""
+    """Every maze observation (x, y) stored in a checkpoint's replay buffers: arrays under the buffers' field names
+    "ob" / "ob_next" whose last dim is the maze's 4 (SkiMo/SPiRL buffers hold skill-boundary observations, flat
+    methods every step). Network weights (keys like "encoders.ob.fc.fcs.0.weight") are not observations."""
     found: list[np.ndarray] = []
 
     def walk(node, key: str = "") -> None:
@@ -103,7 +107,7 @@ def stored_positions(state) -> np.ndarray:
         elif isinstance(node, (list, tuple)):
             for v in node:
                 walk(v, key)
-        elif "ob" in key and hasattr(node, "shape") and len(node.shape) >= 2 and node.shape[-1] == 4:
+        elif key in OB_KEYS and hasattr(node, "shape") and len(node.shape) >= 2 and node.shape[-1] == 4:
             arr = node.detach().cpu().numpy() if hasattr(node, "detach") else np.asarray(node)
             found.append(arr.reshape(-1, 4)[:, :2].astype(np.float64))
 
