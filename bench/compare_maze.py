@@ -152,7 +152,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "compare_maze.json"
-    timings = json.loads(json_path.read_text())["timings"] if args.analyse_only and json_path.exists() else {}
+    previous = json.loads(json_path.read_text()) if args.analyse_only and json_path.exists() else {}
+    timings = previous.get("timings", {})
+    if args.analyse_only and "rl_steps" in previous:
+        args.rl_steps = int(previous["rl_steps"])  # the budget the analysed runs were given
     if not args.analyse_only:
         timings.update(pretrain(out, args))
         for m in args.methods:
@@ -184,7 +187,7 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     for i, (m, c) in enumerate(result["curves"].items()):
         steps, vals = c["train_ep"]
         if vals:
@@ -197,6 +200,16 @@ def plot(result: dict, path: Path) -> None:
     ax.set_ylabel("success rate (lines: train episodes, dots: test)")
     ax.set_title(f"maze, CPU scale ({result['rl_steps']} env steps per method)")
     ax.legend(fontsize=8)
+    explored = {m: e for m, e in result.get("exploration", {}).items() if e}
+    if explored:
+        names = list(explored)
+        ax2.barh(names, [explored[m]["closest_to_goal"] for m in names], color=[f"C{list(result['curves']).index(m)}"
+                                                                                for m in names])
+        ax2.axvline(2.0, color="k", ls="--", lw=1, label="success radius")
+        ax2.axvline(next(iter(explored.values()))["start_to_goal"], color="gray", ls=":", lw=1, label="start")
+        ax2.invert_yaxis()
+        ax2.set_xlabel("closest stored observation to the goal")
+        ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
