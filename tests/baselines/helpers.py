@@ -33,3 +33,23 @@ def make_runner(cfg, spec, agent, warm_up_step: int):
     kwargs = env_kwargs(cfg.env)
     return HierarchicalRolloutRunner(spec.make(seed=0, **kwargs), spec.make(seed=1, **kwargs), agent,
                                      agent.skill_horizon, warm_up_step=warm_up_step)
+
+
+def build_spirl_family(builder, config_name: str, env: str, prior: str, tiny: list[str], extra=(), seed: int = 0):
+    """A SPiRL-family agent (`builder` = build_spirl / build_spirl_tdmpc / build_spirl_dreamer) from the tiny
+    config `config_name` with the prior at `prior`, on CPU, seeded."""
+    from envs import get_env_spec
+    from tests.conftest import compose_cfg
+
+    torch.manual_seed(seed)
+    cfg = compose_cfg(config_name, [f"rolf.prior_path={prior}", *tiny, *extra])
+    return builder(cfg, get_env_spec(env), torch.device("cpu"), np.random.default_rng(seed))
+
+
+def assert_losses_halve(agent, batch, keys, steps: int = 60) -> None:
+    """`steps` updates on one fixed batch at least halve every loss in `keys`."""
+    first = agent.rl_step(batch)
+    for _ in range(steps):
+        last = agent.rl_step(batch)
+    for k in keys:
+        assert last[k] < 0.5 * first[k], (k, float(first[k]), float(last[k]))

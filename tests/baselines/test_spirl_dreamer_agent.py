@@ -13,7 +13,7 @@ from baselines import rl_trainer
 from baselines.spirl_agent import SPiRLPriorMissing
 from baselines.spirl_dreamer_agent import SPiRLDreamerAgent, build_spirl_dreamer, prior_divergence
 from envs import get_env_spec
-from tests.baselines.helpers import assert_resumes_identically, make_runner
+from tests.baselines.helpers import build_spirl_family, assert_resumes_identically, make_runner
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")
@@ -28,9 +28,8 @@ def _cfg(env: str, prior: str, extra: list[str] = ()):
 
 
 def _agent(env: str, prior: str, extra: list[str] = (), seed: int = 0) -> SPiRLDreamerAgent:
-    torch.manual_seed(seed)
-    return build_spirl_dreamer(_cfg(env, prior, extra), get_env_spec(env), torch.device("cpu"),
-                               np.random.default_rng(seed))
+    return build_spirl_family(build_spirl_dreamer, f"spirl_dreamer_{env}", env, prior, TINY, extra, seed)
+
 
 
 def test_config_values():

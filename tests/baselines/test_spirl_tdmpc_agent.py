@@ -14,7 +14,7 @@ from baselines.spirl_dreamer_agent import prior_divergence
 from baselines.spirl_tdmpc_agent import SPiRLTDMPCAgent, build_spirl_tdmpc
 from baselines.tdmpc_agent import TDMPCAgent
 from envs import get_env_spec
-from tests.baselines.helpers import make_runner
+from tests.baselines.helpers import assert_losses_halve, build_spirl_family, make_runner
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")
@@ -32,9 +32,8 @@ def _cfg(env: str, prior: str, extra: list[str] = ()):
 
 
 def _agent(env: str, prior: str, extra: list[str] = (), seed: int = 0) -> SPiRLTDMPCAgent:
-    torch.manual_seed(seed)
-    return build_spirl_tdmpc(_cfg(env, prior, extra), get_env_spec(env), torch.device("cpu"),
-                             np.random.default_rng(seed))
+    return build_spirl_family(build_spirl_tdmpc, f"spirl_tdmpc_{env}", env, prior, TINY, extra, seed)
+
 
 
 def _toy_batch(agent: SPiRLTDMPCAgent, b: int = 16, t: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
@@ -212,12 +211,7 @@ def test_fix_flags_change_behaviour(priors):
 
 def test_model_loss_decreases_on_a_fixed_toy_batch(priors):
     agent = _agent("maze", priors["maze"], ["rolf.model_lr=3e-3"])
-    batch = _toy_batch(agent)
-    first = agent.rl_step(batch)
-    for _ in range(60):
-        last = agent.rl_step(batch)
-    for key in ("model_loss", "consistency_loss", "reward_loss"):
-        assert last[key] < 0.5 * first[key], (key, float(first[key]), float(last[key]))
+    assert_losses_halve(agent, _toy_batch(agent), ("model_loss", "consistency_loss", "reward_loss"))
 
 
 def test_launcher_trains_and_resumes(priors, tmp_path):
