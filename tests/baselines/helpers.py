@@ -53,3 +53,14 @@ def assert_losses_halve(agent, batch, keys, steps: int = 60) -> None:
         last = agent.rl_step(batch)
     for k in keys:
         assert last[k] < 0.5 * first[k], (k, float(first[k]), float(last[k]))
+
+
+def agent_and_runner(cfg, env: str, warm_up_step: int):
+    """The agent `rl_trainer` builds for cfg (torch seed 0) and the shared runner around it (`make_runner`)."""
+    from baselines import rl_trainer
+    from envs import get_env_spec
+
+    torch.manual_seed(0)
+    spec = get_env_spec(env)
+    agent = rl_trainer.build_method_agent(cfg, spec=spec)
+    return agent, make_runner(cfg, spec, agent, warm_up_step)

@@ -9,11 +9,10 @@ import pytest
 import torch
 
 import run
-from baselines import rl_trainer
 from baselines.spirl_agent import SPiRLPriorMissing
 from baselines.spirl_dreamer_agent import SPiRLDreamerAgent, build_spirl_dreamer, prior_divergence
 from envs import get_env_spec
-from tests.baselines.helpers import build_spirl_family, assert_resumes_identically, make_runner
+from tests.baselines.helpers import agent_and_runner, build_spirl_family, assert_resumes_identically
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")
@@ -53,12 +52,10 @@ def test_config_values():
 
 @pytest.mark.parametrize("env", ENVS)
 def test_runs_on_env(env, priors, tmp_path):
-    torch.manual_seed(0)
     cfg = _cfg(env, priors[env])
+    agent, runner = agent_and_runner(cfg, env, warm_up_step=20)
     spec = get_env_spec(env)
-    agent = rl_trainer.build_method_agent(cfg, spec=spec)
     assert isinstance(agent, SPiRLDreamerAgent) and agent.skill_horizon == 10 and agent.ac_dim == 10
-    runner = make_runner(cfg, spec, agent, warm_up_step=20)
     gen = runner.run(every_steps=int(cfg.rolf.train_every))
     rollout, _, n = next(gen)  # warm-up chunk (5 skills = 50 steps): store only
     agent.store_episode(rollout)

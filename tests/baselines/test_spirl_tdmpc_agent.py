@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import rl_trainer
 from baselines.spirl_agent import SPiRLPriorMissing
 from baselines.spirl_dreamer_agent import prior_divergence
 from baselines.spirl_tdmpc_agent import SPiRLTDMPCAgent, build_spirl_tdmpc
 from baselines.tdmpc_agent import TDMPCAgent
 from envs import get_env_spec
-from tests.baselines.helpers import assert_losses_halve, build_spirl_family, make_runner
+from tests.baselines.helpers import agent_and_runner, assert_losses_halve, build_spirl_family
 from tests.conftest import compose_cfg
 
 ENVS = ("maze", "kitchen", "calvin")
@@ -68,12 +67,9 @@ def test_config_values():
 
 @pytest.mark.parametrize("env", ENVS)
 def test_runs_on_env(env, priors, tmp_path):
-    torch.manual_seed(0)
     cfg = _cfg(env, priors[env])
-    spec = get_env_spec(env)
-    agent = rl_trainer.build_method_agent(cfg, spec=spec)
+    agent, runner = agent_and_runner(cfg, env, warm_up_step=60)
     assert isinstance(agent, SPiRLTDMPCAgent) and agent.skill_horizon == 10 and agent.ac_dim == 10
-    runner = make_runner(cfg, spec, agent, warm_up_step=60)
     gen = runner.run(every_steps=50)
     rollout, _, n = next(gen)  # warm-up chunk: store only
     agent.store_episode(rollout)
