@@ -19,7 +19,6 @@ from torch import nn
 
 from rolf.config import cem_config, get
 from rolf.networks import ActionDecoder, Decoder, Encoder, LSTMSkillEncoder, TanhNormal, analytic_kl, mc_kl
-from rolf.networks.host_mlp import HostMLP, host_activation
 from rolf.networks.latent_model import LatentModel, polyak_update_, rollout_losses
 from rolf.planners import CEMPlanner
 from rolf.utils.checkpoint import CheckpointError, load_module_state
@@ -169,16 +168,8 @@ class SkiMoSkillAgent(nn.Module):
     def host_policy(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """A numpy snapshot of `act(encoder(ob), z)` for one preprocessed observation (d_o,) and skill (d_z,):
         the same maths without torch's per-op overhead (bench/speed.py `skill_act`). Valid until the weights change."""
-        enc_in, enc_act, enc_out = (HostMLP(self.encoder.encoders["ob"].fc), host_activation(self.encoder.act),
-                                    HostMLP(self.encoder.fc))
-        actor, half = HostMLP(self.actor.fc), self.actor.fc.out_dim // 2
-
-        def policy(ob: np.ndarray, skill: np.ndarray) -> np.ndarray:
-            feat = enc_out(enc_act(enc_in(ob)))
-            mean = actor(np.concatenate([feat, skill], -1))[..., :half]
-            return np.tanh(5.0 * np.tanh(mean / 5.0))
-
-        return policy
+        encoder, actor_mode = self.encoder.host_forward(), self.actor.host_mode()
+        return lambda ob, skill: actor_mode(np.concatenate([encoder(ob), skill], -1))
 
 
 class SkiMoAgent:

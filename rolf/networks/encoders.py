@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
+import numpy as np
 import torch
 from torch import nn
 
+from rolf.networks.host_mlp import HostMLP, host_activation
 from rolf.networks.mlp import MLP, activation
 
 
@@ -32,6 +36,11 @@ class Encoder(nn.Module):
 
     def forward(self, ob: torch.Tensor) -> torch.Tensor:
         return self.fc(self.act(self.encoders["ob"](ob)))
+
+    def host_forward(self) -> Callable[[np.ndarray], np.ndarray]:
+        """`forward` as a numpy function on a snapshot of the current weights (rolf.networks.host_mlp)."""
+        first, act, last = HostMLP(self.encoders["ob"].fc), host_activation(self.act), HostMLP(self.fc)
+        return lambda ob: last(act(first(ob)))
 
 
 class Decoder(nn.Module):

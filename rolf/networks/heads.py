@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
+import numpy as np
 import torch
 from torch import nn
 
 from rolf.networks.distributions import TanhNormal, tanh_normal_head
+from rolf.networks.host_mlp import HostMLP
 from rolf.networks.mlp import MLP, orthogonal_init_
 
 
@@ -25,6 +29,11 @@ class ActionDecoder(nn.Module):
         """tanh(μ) without building the std half's distribution."""
         mean = self.fc(x)[..., : self.fc.out_dim // 2]
         return torch.tanh(5.0 * torch.tanh(mean / 5.0))
+
+    def host_mode(self) -> Callable[[np.ndarray], np.ndarray]:
+        """`mode` as a numpy function on a snapshot of the current weights (rolf.networks.host_mlp)."""
+        fc, half = HostMLP(self.fc), self.fc.out_dim // 2
+        return lambda x: np.tanh(5.0 * np.tanh(fc(x)[..., :half] / 5.0))
 
 
 class LSTMSkillEncoder(nn.Module):

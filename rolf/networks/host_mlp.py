@@ -1,9 +1,10 @@
 """Host-side (numpy, float32) snapshots of MLPs for single-observation inference.
 
-Acting with one observation per env step is dominated by torch's per-op dispatch (~60 ops, ~0.5 ms on a laptop
-core), not by arithmetic: a 256-wide 5-layer MLP on one row is ~0.3 MFLOP. The same forward pass as a handful of
-numpy matmuls on a weight snapshot costs a fraction of that. A snapshot is a copy: rebuild it after the weights
-change (SkiMo's skill policy is frozen during downstream RL, so one snapshot serves the whole run).
+Acting with one observation per env step is dominated by torch's per-op dispatch, not by arithmetic: SkiMo's maze
+skill act is 0.17 MFLOP and took 0.41 ms in torch, 0.062 ms as numpy matmuls on a weight snapshot (bench/speed.py
+`skill_act`, 2 threads). A snapshot is a copy: rebuild it after the weights change (SkiMo's skill policy is frozen
+during downstream RL, so one snapshot serves the whole run). Modules expose their twins next to their forward
+passes (`Encoder.host_forward`, `ActionDecoder.host_mode`).
 """
 
 from __future__ import annotations
