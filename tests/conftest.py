@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -37,6 +38,22 @@ def make_skimo_agent(overrides: list[str] | None = None, phase: str = "pretrain"
     return build_agent(compose_cfg("skimo_maze", overrides), phase, seed=seed, spec=spec)
 
 
+def skimo_pretrain_batch(rng, b=8, length=101):
+    """SkiMo pre-training batch {ob (B, T, 4), ac (B, T, 2)}: smooth maze-like trajectories whose positions
+    integrate bounded actions."""
+    ac = np.clip(np.cumsum(rng.normal(0, 0.3, (b, length, 2)), 1), -1, 1).astype(np.float32)
+    pos = 20 + np.cumsum(ac * 0.05, 1)
+    vel = ac * 0.5
+    return {"ob": np.concatenate([pos, vel], -1).astype(np.float32), "ac": ac}
+
+
+def skimo_rl_batch(rng, b=8, n_skill=10):
+    """SkiMo RL batch of n_skill skills {ob, ac (skills), rew, done} with random maze positions."""
+    return {"ob": (rng.random((b, n_skill + 1, 4)) * 40).astype(np.float32),
+            "ac": rng.uniform(-0.99, 0.99, (b, n_skill, 10)).astype(np.float32),
+            "rew": (rng.random((b, n_skill)) < 0.2).astype(np.float32), "done": np.zeros((b, n_skill), np.float32)}
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny networks: one intra-op thread is as fast, and far faster when other processes share the cores."""
@@ -57,7 +74,6 @@ class _NullLogger:
 def priors(tmp_path_factory) -> dict[str, str]:
     """A tiny SPiRL prior per env, pre-trained for a few steps on a toy dataset in the env's stored layout:
     {env: prior directory} (what `rolf.prior_path` takes)."""
-    import numpy as np
 
     from rolf.datasets.offline import ENV_DIMS, save_trajectories
     from spirl.pretrain import PretrainConfig, pretrain

@@ -2,22 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, make_skimo_agent
-
-
-def _pretrain_batch(rng, b=8, length=101):
-    """Smooth synthetic maze-like trajectories: positions integrate bounded actions."""
-    ac = np.clip(np.cumsum(rng.normal(0, 0.3, (b, length, 2)), 1), -1, 1).astype(np.float32)
-    pos = 20 + np.cumsum(ac * 0.05, 1)
-    vel = ac * 0.5
-    return {"ob": np.concatenate([pos, vel], -1).astype(np.float32), "ac": ac}
-
-
-def _rl_batch(rng, b=8, n_skill=10):
-    return {"ob": (rng.random((b, n_skill + 1, 4)) * 40).astype(np.float32),
-            "ac": rng.uniform(-0.99, 0.99, (b, n_skill, 10)).astype(np.float32),
-            "rew": (rng.random((b, n_skill)) < 0.2).astype(np.float32), "done": np.zeros((b, n_skill), np.float32)}
-
+from conftest import TINY, make_skimo_agent, skimo_pretrain_batch, skimo_rl_batch
 
 PRETRAIN_KEYS = {"hl_loss", "ll_loss", "hl_actor_loss", "hl_model_loss", "ll_actor_loss", "ll_vae_kl_loss", "vae_kl_div",
                  "consistency_loss", "hl_recon_loss", "actor_std"}
@@ -26,7 +11,7 @@ PRETRAIN_KEYS = {"hl_loss", "ll_loss", "hl_actor_loss", "hl_model_loss", "ll_act
 @pytest.mark.parametrize("joint", [True, False])
 def test_pretraining_reduces_the_loss_on_a_fixed_batch(joint):
     agent = make_skimo_agent(TINY + [f"rolf.joint_training={str(joint).lower()}"])
-    batch = _pretrain_batch(np.random.default_rng(0))
+    batch = skimo_pretrain_batch(np.random.default_rng(0))
     first = agent.pretrain_step(batch)
     assert PRETRAIN_KEYS <= set(first)
     assert ({"joint_grad_norm"} if joint else {"hl_model_grad_norm", "hl_actor_grad_norm", "ll_actor_grad_norm"}) <= set(first)
@@ -39,7 +24,7 @@ def test_pretraining_reduces_the_loss_on_a_fixed_batch(joint):
 
 
 def test_joint_training_sends_consistency_gradients_into_the_skill_encoder():
-    batch = _pretrain_batch(np.random.default_rng(0))
+    batch = skimo_pretrain_batch(np.random.default_rng(0))
     grads = {}
     for joint in (True, False):
         agent = make_skimo_agent(TINY + [f"rolf.joint_training={str(joint).lower()}", "rolf.scalars.ll_actor=0",
@@ -53,7 +38,7 @@ def test_joint_training_sends_consistency_gradients_into_the_skill_encoder():
 
 def test_target_network_is_polyak_averaged_every_second_iteration():
     agent = make_skimo_agent(TINY)
-    batch = _pretrain_batch(np.random.default_rng(0))
+    batch = skimo_pretrain_batch(np.random.default_rng(0))
     target0 = [p.clone() for p in agent.meta_agent.model_target.parameters()]
     agent.pretrain_step(batch)
     assert all(torch.equal(a, b) for a, b in zip(target0, agent.meta_agent.model_target.parameters()))
@@ -66,7 +51,7 @@ def test_target_network_is_polyak_averaged_every_second_iteration():
 
 def _rl_agent(extra=()):
     pre = make_skimo_agent(TINY)
-    pre.pretrain_step(_pretrain_batch(np.random.default_rng(0)))
+    pre.pretrain_step(skimo_pretrain_batch(np.random.default_rng(0)))
     agent = make_skimo_agent(TINY + list(extra), phase="rl")
     agent.load_pretrained(pre.state_dict())
     return agent, pre
@@ -87,7 +72,7 @@ RL_KEYS = {"model_loss", "consistency_loss", "reward_loss", "critic_loss", "valu
 
 def test_rl_update_losses_go_down_and_skill_agent_stays_frozen():
     agent, _ = _rl_agent()
-    batch = _rl_batch(np.random.default_rng(0))
+    batch = skimo_rl_batch(np.random.default_rng(0))
     skill_before = [p.clone() for p in agent.skill_agent.parameters()]
     prior_before = [p.clone() for p in agent.skill_prior.parameters()]
     first = agent.rl_step(batch)
@@ -104,7 +89,7 @@ def test_rl_update_losses_go_down_and_skill_agent_stays_frozen():
 @pytest.mark.parametrize("target, direction", [(100.0, -1), (0.0, 1)])
 def test_alpha_moves_towards_the_target_divergence(target, direction):
     agent, _ = _rl_agent([f"rolf.target_divergence={target}"])
-    batch = _rl_batch(np.random.default_rng(1))
+    batch = skimo_rl_batch(np.random.default_rng(1))
     for _ in range(5):
         agent.rl_step(batch)
     # KL to the prior ~ small but > 0: alpha grows when KL > target (target 0), shrinks when KL < target (100)
@@ -113,7 +98,7 @@ def test_alpha_moves_towards_the_target_divergence(target, direction):
 
 def test_fixed_alpha_is_used_and_not_learned():
     agent, _ = _rl_agent(["rolf.fixed_alpha=0.5"])
-    info = agent.rl_step(_rl_batch(np.random.default_rng(0)))
+    info = agent.rl_step(skimo_rl_batch(np.random.default_rng(0)))
     assert info["alpha"].item() == 0.5 and agent.log_alpha.item() == 0.0 and "alpha_loss" not in info
 
 
@@ -133,7 +118,7 @@ def test_acting_shapes_and_ranges():
 
 def test_sac_variant_trains_only_the_value_and_the_encoder_through_the_actor():
     agent, _ = _rl_agent(["rolf.sac=true", "rolf.n_skill=1", "rolf.use_cem=false", "rolf.prior_reg_critic=true"])
-    batch = _rl_batch(np.random.default_rng(0), n_skill=1)
+    batch = skimo_rl_batch(np.random.default_rng(0), n_skill=1)
     dyn_before = [p.clone() for p in agent.meta_agent.model.dynamics.parameters()]
     enc_before = [p.clone() for p in agent.meta_agent.model.encoder.parameters()]
     first = agent.rl_step(batch)
@@ -173,7 +158,7 @@ def test_skill_act_host_snapshot_matches_torch_and_follows_weight_updates():
 
     before = agent.act_skill(ob, z)
     np.testing.assert_allclose(before, torch_act(), atol=1e-6)
-    agent.pretrain_step(_pretrain_batch(rng))
+    agent.pretrain_step(skimo_pretrain_batch(rng))
     after = agent.act_skill(ob, z)
     assert np.abs(after - before).max() > 1e-4
     np.testing.assert_allclose(after, torch_act(), atol=1e-6)

@@ -4,10 +4,9 @@ within bf16 tolerance, and parameters / losses stay fp32."""
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, make_skimo_agent, skimo_pretrain_batch, skimo_rl_batch
 
-from conftest import TINY, make_skimo_agent
 from rolf.utils.precision import PrecisionError, parse_precision
-from test_skimo_agent import _pretrain_batch, _rl_batch
 
 
 def test_parse_precision():
@@ -39,7 +38,7 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_bf16_pretraining_losses_and_gradients_match_fp32():
     fp32, bf16 = _agent_pair("pretrain")
-    batch = _pretrain_batch(np.random.default_rng(0))
+    batch = skimo_pretrain_batch(np.random.default_rng(0))
     grads, infos = [], []
     for agent in (fp32, bf16):
         torch.manual_seed(0)  # same MC samples
@@ -59,7 +58,7 @@ def test_bf16_pretraining_losses_and_gradients_match_fp32():
 
 def test_bf16_rl_update_and_plan_values_match_fp32():
     fp32, bf16 = _agent_pair("rl")
-    batch = _rl_batch(np.random.default_rng(1))
+    batch = skimo_rl_batch(np.random.default_rng(1))
     infos = []
     for agent in (fp32, bf16):
         torch.manual_seed(0)
@@ -85,8 +84,9 @@ def test_bf16_rl_update_and_plan_values_match_fp32():
 
 
 def test_baselines_refuse_bf16():
-    from baselines.rl_trainer import build_method_agent
     from conftest import compose_cfg
+
+    from baselines.rl_trainer import build_method_agent
     from rolf.config import ConfigError
 
     with pytest.raises(ConfigError, match="SkiMo only"):
