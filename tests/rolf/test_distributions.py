@@ -65,27 +65,45 @@ def test_head_soft_clips_mean_and_bounds_std():
 
 @pytest.mark.parametrize("loc_scale", [(1.0, 0.5), (4.5, 3.0)])  # the second one clamps many samples
 def test_mc_kl_equals_the_literal_tanh_atanh_round_trip_on_fixed_seeds(loc_scale):
-    """mc_kl skips tanh -> atanh (identical in exact arithmetic): same samples, same value and gradient up to the
-    round trip's float32 noise."""
-    from rolf.networks.distributions import mc_kl_roundtrip
+    """mc_kl skips tanh -> atanh and sums the draws' moments (identical in exact arithmetic): with the same samples,
+    the same value and gradient as the per-sample form to float32 rounding, and as the literal round trip up to its
+    float32 noise."""
+    from rolf.networks.distributions import _ATANH_MAX, mc_kl_direct, mc_kl_roundtrip
 
     m, s = loc_scale
     g = torch.Generator().manual_seed(0)
     loc = (m * torch.randn(64, 5, 10, generator=g)).clamp(-5, 5).requires_grad_()
     scale = (s * torch.rand(64, 5, 10, generator=g) + 0.05).requires_grad_()
     q = TanhNormal(torch.randn(64, 5, 10, generator=g), torch.rand(64, 5, 10, generator=g) + 0.3)
-    out, grads = [], []
-    for fn in (mc_kl, mc_kl_roundtrip):
-        torch.manual_seed(1)
-        kl = fn(TanhNormal(loc, scale), q)
-        out.append(kl.detach())
-        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(kl.sum(), [loc, scale])]))
-        torch.manual_seed(1)
-        out.append(fn(TanhNormal(loc, scale), "tanh").detach())
-    fast, fast_tanh, ref, ref_tanh = out
-    tol = dict(rtol=1e-5, atol=1e-4) if m < 2 else dict(rtol=5e-3, atol=0.05)
-    torch.testing.assert_close(fast, ref, **tol)
-    torch.testing.assert_close(fast_tanh, ref_tanh, **tol)
-    assert (fast.mean() - ref.mean()).abs() < 1e-2 * ref.abs().mean()
-    cos = torch.dot(grads[0], grads[1]) / (grads[0].norm() * grads[1].norm())
-    assert cos > 0.999
+    out, grads = {}, {}
+    for fn in (mc_kl, mc_kl_direct, mc_kl_roundtrip):
+        for ref in (q, "tanh"):
+            torch.manual_seed(1)
+            kl = fn(TanhNormal(loc, scale), ref)
+            out[fn, type(ref)] = kl.detach()
+            grads[fn, type(ref)] = torch.cat([g.flatten() for g in torch.autograd.grad(kl.sum(), [loc, scale])])
+    torch.manual_seed(1)
+    u = loc + scale * torch.randn(100, 64, 5, 10)
+    clamped = (u.abs() > _ATANH_MAX).any(0).float().mean()
+    assert (clamped > 0.05) if m > 2 else (clamped == 0)  # the second case exercises the per-sample fallback
+    for ref in (TanhNormal, str):
+        torch.testing.assert_close(out[mc_kl, ref], out[mc_kl_direct, ref], rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(grads[mc_kl, ref], grads[mc_kl_direct, ref], rtol=1e-4, atol=1e-4)
+        tol = dict(rtol=1e-5, atol=1e-4) if m < 2 else dict(rtol=5e-3, atol=0.05)
+        fast, lit = out[mc_kl, ref], out[mc_kl_roundtrip, ref]
+        torch.testing.assert_close(fast, lit, **tol)
+        assert (fast.mean() - lit.mean()).abs() < 1e-2 * lit.abs().mean()
+        a, b = grads[mc_kl, ref], grads[mc_kl_roundtrip, ref]
+        assert torch.dot(a, b) / (a.norm() * b.norm()) > 0.999
+
+
+def test_mc_kl_takes_the_per_sample_form_where_shapes_broadcast():
+    """A reference with a larger batch than p (broadcast) is outside the moment path: still the per-sample value."""
+    from rolf.networks.distributions import mc_kl_direct
+
+    p = TanhNormal(torch.zeros(1, 3), torch.ones(1, 3))
+    q = TanhNormal(torch.randn(4, 3), torch.ones(4, 3))
+    torch.manual_seed(0)
+    a = mc_kl(p, q)
+    torch.manual_seed(0)
+    assert a.shape == (4,) and torch.equal(a, mc_kl_direct(p, q))
