@@ -233,8 +233,8 @@ class SkiMoAgent:
         feats = s.encoder(ob)  # (B, LH+1, d_s)
         q = s.encode_skills(feats, ac)  # batch (B, L)
         z = q.rsample()  # (B, L, d_z)
-        pi_in = torch.cat([feats[:, :lh].reshape(b, big_l, h, -1), z.unsqueeze(2).expand(-1, -1, h, -1)], -1)
-        ac_pred = s.actor.mode(pi_in)  # (B, L, H, d_a)
+        # = actor.mode(cat([feat_t, z_k])) for each step t of skill k, without building the (B, L, H, d_s + d_z) input
+        ac_pred = s.actor.mode_concat(feats[:, :lh].reshape(b, big_l, h, -1), z.unsqueeze(2))  # (B, L, H, d_a)
         bc_loss = ((ac_pred - ac.reshape(b, big_l, h, -1)) ** 2).mean()
         vae_kl = self._kl(q, "tanh")  # (B, L)
 
@@ -353,13 +353,18 @@ class SkiMoAgent:
             h = m.model.encode(ob)  # (B, L+1, d_s)
             with torch.no_grad():
                 h_target = m.model_target.encode(ob)
-                h_prior = self.skill_prior.model.encode(ob)
-            model_loss, info = self.model_loss(ob, h, h_target, h_prior, z, rew, done)
+                prior = self.skill_prior.actor(self.skill_prior.model.encode(ob))  # batch (B, L+1)
+            # π(h_k) for all k at once: the TD target reads its values, the actor loss (after the model step, which
+            # does not touch the actor) its graph. SkiMo's actor sees detached latents (spec §2.6).
+            pi = m.actor(h.detach())  # batch (B, L+1)
+            model_loss, info = self.model_loss(ob, h, h_target, pi.detach(), prior, z, rew, done)
         info["model_grad_norm"] = self.optims["model"].step(model_loss)
         with self.autocast():
-            # SkiMo+SAC trains E_h through the actor loss (spec §3.7): re-encode with the graph; SkiMo uses detached h.
-            h_actor = m.model.encode(ob) if self.c.sac else h.detach()
-            actor_loss, kl_mean, actor_info = self.actor_loss(ob, h_actor, h_prior)
+            h_actor = h.detach()
+            if self.c.sac:  # SkiMo+SAC trains E_h through the actor loss (spec §3.7): re-encode with the graph
+                h_actor = m.model.encode(ob)
+                pi = m.actor(h_actor)
+            actor_loss, kl_mean, actor_info = self.actor_loss(ob, h_actor, pi, prior)
         info.update(actor_info)
         info["actor_grad_norm"] = self.optims["actor"].step(actor_loss)
         if self.c.fixed_alpha is None:
@@ -374,23 +379,25 @@ class SkiMoAgent:
         """What the critic sees: the latent (SkiMo) or the preprocessed observation (SkiMo+SAC, spec §3.7)."""
         return ob if self.c.sac else h
 
-    def _td_target(self, ob_next: torch.Tensor, h_next: torch.Tensor, hp_next: torch.Tensor, rew: torch.Tensor,
-                   done: torch.Tensor) -> torch.Tensor:
+    def _td_target(self, ob_next: torch.Tensor, h_next: torch.Tensor, pi_next: TanhNormal, prior_next: TanhNormal,
+                   rew: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
         """y = r + (1 - d) γ [min Q̄(h', z') - c α KL(π(h') || p(h'))], z' ~ π(h')  (no grad)."""
         c = self.c
         with torch.no_grad():
-            pi = self.meta_agent.actor(h_next)
-            q1, q2 = self.meta_agent.model_target.q(self._critic_input(ob_next, h_next), pi.rsample())
+            q1, q2 = self.meta_agent.model_target.q(self._critic_input(ob_next, h_next), pi_next.rsample())
             v = torch.minimum(q1, q2)
             if c.use_prior and c.prior_reg_critic:
-                v = v - self.alpha() * self._kl(pi, self.skill_prior.actor(hp_next))
+                v = v - self.alpha() * self._kl(pi_next, prior_next)
             return rew + (1.0 - done) * c.rl_discount * v
 
-    def model_loss(self, ob, h, h_target, h_prior, z, rew, done) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Multi-step latent consistency + reward + value losses (spec §2.5). Shapes as in rl_step."""
+    def model_loss(self, ob, h, h_target, pi: TanhNormal, prior: TanhNormal, z, rew,
+                   done) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Multi-step latent consistency + reward + value losses (spec §2.5). Shapes as in rl_step; pi and prior
+        are π(h_k) and p(h_k) for k = 0..L, batch (B, L+1)."""
         c, model = self.c, self.meta_agent.model
         big_l = z.shape[1]
-        y = self._td_target(ob[:, 1:], h[:, 1:], h_prior[:, 1:], rew, done)  # (B, L)
+        next_ = lambda t: t[:, 1:]  # noqa: E731
+        y = self._td_target(ob[:, 1:], h[:, 1:], pi.batch_map(next_), prior.batch_map(next_), rew, done)  # (B, L)
         # Reward and value on the encoded true states, all k at once ("extra" terms of the original).
         r_true = model.reward(torch.cat([h[:, :-1], z], -1))[0]  # (B, L)
         q1_true, q2_true = model.q(self._critic_input(ob[:, :-1], h[:, :-1]), z)
@@ -410,22 +417,28 @@ class SkiMoAgent:
                 "reward_predicted": r_true.mean(), "reward_gt": rew.mean()}
         return loss / big_l, info
 
-    def actor_loss(self, ob: torch.Tensor, hd: torch.Tensor, h_prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """hd: online latents (B, L+1, d_s), detached unless SkiMo+SAC trains E_h through the actor.
-        Returns (loss, mean_k KL_k, metrics) (spec §2.6)."""
+    def actor_loss(self, ob: torch.Tensor, hd: torch.Tensor, pi: TanhNormal,
+                   prior: TanhNormal) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """hd: online latents (B, L+1, d_s), detached unless SkiMo+SAC trains E_h through the actor; pi = π(hd) and
+        prior = p(h_k), batch (B, L+1). Returns (loss, mean_k KL_k, metrics) (spec §2.6)."""
         c, m = self.c, self.meta_agent
         big_l = hd.shape[1] - 1
         rho = c.rho ** torch.arange(big_l, device=hd.device, dtype=hd.dtype)  # (L,)
         # Q term. As implemented in the original every term uses h_0 (spec §7.1); `fix_actor_latent` uses h_k.
-        idx = torch.arange(big_l, device=hd.device) if c.fix_actor_latent else torch.zeros(big_l, dtype=torch.long,
-                                                                                               device=hd.device)
+        if c.fix_actor_latent:
+            idx = torch.arange(big_l, device=hd.device)
+            pi_states = pi.batch_map(lambda t: t[:, :big_l].transpose(0, 1))  # batch (L, B)
+        else:  # π(h_0) drawn L times: one forward pass, L samples (the original runs the actor on L copies of h_0)
+            idx = torch.zeros(big_l, dtype=torch.long, device=hd.device)
+            pi_states = pi.batch_map(lambda t: t[:, 0].expand(big_l, *t[:, 0].shape))
         states = hd[:, idx].transpose(0, 1)  # (L, B, d_s)
-        skills = m.actor(states).rsample()  # (L, B, d_z)
+        skills = pi_states.rsample()  # (L, B, d_z)
         q1, q2 = m.model.q(self._critic_input(ob[:, idx].transpose(0, 1), states), skills)
         q_term = -(rho[:, None] * torch.minimum(q1, q2)).sum(0)  # (B,)
         actor_loss = q_term.clamp(-1e5, 1e5).mean()
-        pi = m.actor(hd[:, :big_l])
-        kl = self._kl(pi, self.skill_prior.actor(h_prior[:, :big_l])).mean(0)  # (L,)
+        first_l = lambda t: t[:, :big_l]  # noqa: E731
+        pi = pi.batch_map(first_l)
+        kl = self._kl(pi, prior.batch_map(first_l)).mean(0)  # (L,)
         prior_loss = torch.zeros((), device=hd.device)
         if c.use_prior:
             prior_loss = (c.lambda_hl_prior * (rho * self.alpha() * kl).sum()).clamp(-1e5, 1e5)

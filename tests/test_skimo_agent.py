@@ -166,3 +166,64 @@ def test_skill_act_host_snapshot_matches_torch_and_follows_weight_updates():
     fresh.act_skill(ob, z)
     fresh.load_state_dict(agent.state_dict())
     np.testing.assert_allclose(fresh.act_skill(ob, z), after, atol=1e-6)
+
+
+def _literal_actor_loss(agent, hd, h_prior):
+    """The actor loss with the original's passes: the actor on L copies of h_0 (or on h_k), π and the prior
+    evaluated afresh on h_0..L-1, the per-sample MC KL (reference for the shared-pass path)."""
+    from rolf.networks.distributions import mc_kl_direct
+
+    c, m = agent.c, agent.meta_agent
+    big_l = hd.shape[1] - 1
+    rho = c.rho ** torch.arange(big_l, dtype=hd.dtype)
+    idx = torch.arange(big_l) if c.fix_actor_latent else torch.zeros(big_l, dtype=torch.long)
+    states = hd[:, idx].transpose(0, 1)
+    q1, q2 = m.model.q(states, m.actor(states).rsample())
+    actor_loss = (-(rho[:, None] * torch.minimum(q1, q2)).sum(0)).clamp(-1e5, 1e5).mean()
+    kl = mc_kl_direct(m.actor(hd[:, :big_l]), agent.skill_prior.actor(h_prior[:, :big_l]))
+    kl = kl.clamp(-c.max_divergence, c.max_divergence).mean(0)
+    prior_loss = (c.lambda_hl_prior * (rho * agent.alpha() * kl).sum()).clamp(-1e5, 1e5)
+    return (actor_loss + prior_loss) / big_l
+
+
+@pytest.mark.parametrize("fix_latent", [False, True])
+def test_actor_loss_with_shared_passes_equals_the_literal_per_copy_passes(fix_latent):
+    """rl_step runs π and the prior once over h_0..L and draws the L skills of the Q term from π(h_0) (the original
+    runs the actor on L copies of h_0): same draws, same loss and actor gradient on a fixed seed."""
+    agent, _ = _rl_agent([f"rolf.fix_actor_latent={str(fix_latent).lower()}"])
+    ob = agent.preprocess(torch.as_tensor(skimo_rl_batch(np.random.default_rng(0))["ob"]))
+    with torch.no_grad():
+        hd = agent.meta_agent.model.encode(ob)
+        h_prior = agent.skill_prior.model.encode(ob)
+    params = list(agent.meta_agent.actor.parameters())
+    losses, grads = [], []
+    for shared in (True, False):
+        torch.manual_seed(3)
+        if shared:
+            prior = agent.skill_prior.actor(h_prior)
+            loss = agent.actor_loss(ob, hd, agent.meta_agent.actor(hd), prior)[0]
+        else:
+            loss = _literal_actor_loss(agent, hd, h_prior)
+        losses.append(loss.detach())
+        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]))
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    assert grads[0].abs().max() > 0
+
+
+def test_skill_decoder_on_split_inputs_equals_the_concatenated_input():
+    """Pre-training decodes actions with mode_concat(feat_t, z_k) (the first Linear split by columns): the same
+    actions and gradients as mode(cat([feat_t, z_k])) with z_k repeated over the H steps."""
+    pre = make_skimo_agent()
+    actor = pre.skill_agent.actor
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(4, 3, 10, actor.fc.fcs[0].in_features - 10, generator=g, requires_grad=True)
+    z = torch.randn(4, 3, 1, 10, generator=g, requires_grad=True)
+    split = actor.mode_concat(feats, z)
+    cat = actor.mode(torch.cat([feats, z.expand(-1, -1, 10, -1)], -1))
+    torch.testing.assert_close(split, cat, rtol=1e-5, atol=1e-6)
+    w = torch.randn(split.shape, generator=g)
+    ga = torch.autograd.grad((split * w).sum(), [feats, z, actor.fc.fcs[0].weight])
+    gb = torch.autograd.grad((cat * w).sum(), [feats, z, actor.fc.fcs[0].weight])
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

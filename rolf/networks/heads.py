@@ -27,7 +27,14 @@ class ActionDecoder(nn.Module):
 
     def mode(self, x: torch.Tensor) -> torch.Tensor:
         """tanh(μ) without building the std half's distribution."""
-        mean = self.fc(x)[..., : self.fc.out_dim // 2]
+        return self._squashed_mean(self.fc(x))
+
+    def mode_concat(self, x: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        """mode(cat([x, extra], -1)) with `extra` broadcast against x (MLP.forward_concat)."""
+        return self._squashed_mean(self.fc.forward_concat(x, extra))
+
+    def _squashed_mean(self, out: torch.Tensor) -> torch.Tensor:
+        mean = out[..., : self.fc.out_dim // 2]
         return torch.tanh(5.0 * torch.tanh(mean / 5.0))
 
     def host_mode(self) -> Callable[[np.ndarray], np.ndarray]:

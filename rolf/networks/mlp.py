@@ -4,6 +4,7 @@ state_dict keys of the original checkpoints load onto these modules unchanged.""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU}
@@ -46,6 +47,16 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fcs(x).float()  # fp32 out under bf16 autocast (rolf.utils.precision); a no-op otherwise
+
+    def forward_concat(self, x: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        """self(cat([x, extra], -1)) with `extra` broadcast against x, without materialising the concatenation.
+
+        The first Linear is split by input columns, W [x; e] + b = W_x x + b + W_e e, so a per-skill input (..., 1, d_e)
+        is multiplied once, not once per step, and neither the concatenation nor its backward slicing is built."""
+        first = self.fcs[0]
+        dx = x.shape[-1]
+        y = F.linear(x, first.weight[:, :dx], first.bias) + F.linear(extra, first.weight[:, dx:])
+        return self.fcs[1:](y).float()
 
 
 class Critic(nn.Module):
