@@ -87,6 +87,7 @@ class SkiMoConfig:
     analytic_kl: bool  # §7.8: closed-form Gaussian KL instead of the 100-sample MC estimate
     deterministic_eval_plan: bool  # §7.9: evaluation executes the plan mean instead of a weighted elite
     autocast_dtype: torch.dtype | None = None  # rolf.precision: None = fp32, torch.bfloat16 = bf16 autocast
+    compile_update: bool = False  # rolf.compile_update: torch.compile the RL update's loss functions
 
     @classmethod
     def from_rolf(cls, r: Any) -> "SkiMoConfig":
@@ -115,6 +116,7 @@ class SkiMoConfig:
             bootstrap_timeout=bool(r.bootstrap_timeout), analytic_kl=bool(r.analytic_kl),
             deterministic_eval_plan=bool(r.deterministic_eval_plan),
             autocast_dtype=parse_precision(get(r, "precision", 32)),
+            compile_update=bool(get(r, "compile_update", False)),
         )
 
 
@@ -192,6 +194,12 @@ class SkiMoAgent:
         self.planner = CEMPlanner(cem_config(rolf_cfg, c.n_skill, c.horizon_step, clamp=0.999), c.skill_dim)
         self.kl = analytic_kl if c.analytic_kl else mc_kl
         self.autocast = autocast_factory(device, c.autocast_dtype)  # forward passes only; backward runs outside
+        if c.compile_update:
+            # Fused forward and backward kernels for the RL losses. fallback_random keeps the draws on torch's
+            # generator, so a seed gives the eager update's samples (tests compare the two).
+            opts = {"fallback_random": True}
+            self.model_loss = torch.compile(self.model_loss, dynamic=False, options=opts)
+            self.actor_loss = torch.compile(self.actor_loss, dynamic=False, options=opts)
         self.step = 0
         self._update_iter = 0
         self._warm_up_done = False
