@@ -9,7 +9,8 @@ Figures, for maze and kitchen at spec §4.1 shapes (fp32):
   and 1 (512 samples + 25 policy trajectories, 6 iterations), skill act (one observation);
 - env steps/s in one process (maze, kitchen, CALVIN; random actions, resets included);
 - data generation steps/s with all cores (maze, kitchen, CALVIN generators, small sizes);
-- the maze CEM plan at horizon 10 with `rolf.compile_planner=true`, and its compile time;
+- the maze CEM plan at horizon 10 with `rolf.compile_planner=true` and RL update with `rolf.compile_update=true`,
+  their compile time, and the eager figure timed alternately with them;
 - the maze RL loop (env + skill policy + CEM planning + updates, spec shapes) in env steps/s, with the share of the
   wall time spent planning, acting, updating and stepping the env;
 - the machine's matmul peak (2048² fp32 and 512² bf16 matmuls), measured in the same run.
@@ -23,6 +24,7 @@ The original's figures on this machine kind (performance issue): 0.53 / 0.89 s, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -122,22 +124,48 @@ def compute_figures(env: str, reps: int, overrides: list[str]) -> dict[str, dict
     return results
 
 
-def compiled_planner_figures(reps: int, overrides: list[str]) -> dict[str, dict]:
-    """Maze CEM plan at horizon 10 with `rolf.compile_planner=true`: the first call's compile time, then the median."""
+def compiled_figures(reps: int, overrides: list[str]) -> dict[str, dict]:
+    """Maze CEM plan at horizon 10 with `rolf.compile_planner=true` and RL update with `rolf.compile_update=true`:
+    the compile time (first calls), then compiled and eager medians measured alternately in rounds (this host's
+    speed drifts from minute to minute, so only interleaved timings compare)."""
     import time
 
     torch.manual_seed(0)
-    cfg = compose_config("skimo_maze", [*overrides, "rolf.compile_planner=true"])
+    rng = np.random.default_rng(0)
+    cfg = compose_config("skimo_maze", [*overrides, "rolf.compile_planner=true", "rolf.compile_update=true"])
     agent = build_agent(cfg, "rl")
     agent.load_pretrained(build_agent(cfg, "pretrain").state_dict())
     agent.set_step(10**7)
     ob = np.array([10.0, 24.0, 0.0, 0.0], np.float32)
-    t = time.perf_counter()
-    agent.act_meta(ob, None, True)
-    compile_s = time.perf_counter() - t
-    med, lo, hi = timeit(lambda: agent.act_meta(ob, None, True), reps)
-    return {"maze_cem_plan_h10_compiled": {"median": med * 1e3, "min": lo * 1e3, "max": hi * 1e3, "unit": "ms",
-                                           "compile_s": compile_s}}
+    n = RL_BATCH["maze"]
+    rb = {"ob": (rng.random((n, 11, 4)) * OB_SCALE["maze"]).astype(np.float32),
+          "ac": rng.uniform(-1, 1, (n, 10, 10)).astype(np.float32),
+          "rew": np.zeros((n, 10), np.float32), "done": np.zeros((n, 10), np.float32)}
+    compiled_losses = agent.model_loss, agent.actor_loss
+    eager_losses = type(agent).model_loss.__get__(agent), type(agent).actor_loss.__get__(agent)
+
+    def use(compiled: bool) -> None:
+        agent.planner.cfg = dataclasses.replace(agent.planner.cfg, compile=compiled)
+        agent.model_loss, agent.actor_loss = compiled_losses if compiled else eager_losses
+
+    figures = {"cem_plan_h10": (lambda: agent.act_meta(ob, None, True), 1e3, "ms"),
+               "rl_update": (lambda: agent.rl_step(rb), 1.0, "s")}
+    out = {}
+    for name, (fn, scale, unit) in figures.items():
+        use(True)
+        t = time.perf_counter()
+        fn(), fn()  # compile, then any guard-triggered recompile
+        compile_s = time.perf_counter() - t
+        times = {True: [], False: []}
+        for _ in range(3):
+            for compiled in (True, False):
+                use(compiled)
+                times[compiled].append(timeit(fn, max(reps // 3, 2))[0])
+        out[f"maze_{name}_compiled"] = {"median": float(np.median(times[True])) * scale,
+                                        "eager_median": float(np.median(times[False])) * scale,
+                                        "min": min(times[True]) * scale, "max": max(times[True]) * scale,
+                                        "unit": unit, "compile_s": compile_s}
+    return out
 
 
 def rl_loop_figures(env_steps: int, overrides: list[str]) -> dict[str, float]:
@@ -243,9 +271,10 @@ def main() -> None:
                   f"{r['gflop']:.3g} GFLOP  {r['gflops_per_s']:.1f} GFLOP/s  "
                   f"{100 * r['fraction_of_fp32_peak']:.1f}% of fp32 peak, {100 * r['fraction_of_bf16_peak']:.0f}% of bf16")
     if "compile" in sections:
-        for name, r in compiled_planner_figures(args.reps, args.overrides).items():
+        for name, r in compiled_figures(args.reps, args.overrides).items():
             results[name] = r
-            print(f"{name} {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] ms  (compile {r['compile_s']:.1f} s)")
+            print(f"{name} {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] {r['unit']}  (eager, interleaved: "
+                  f"{r['eager_median']:.4g} {r['unit']}; compile {r['compile_s']:.1f} s)")
     if "loop" in sections:
         loop = rl_loop_figures(1000 if args.quick else 3000, args.overrides)
         results["maze_rl_loop_steps_per_s"] = {"median": loop.pop("steps_per_s"), "unit": "steps/s", **loop}

@@ -96,8 +96,10 @@ def mc_kl(p: TanhNormal, q: TanhNormal | str, n: int = 100) -> torch.Tensor:
     q_loc, q_scale = _kl_reference(q)
     eps = torch.randn((n, *p.loc.shape), dtype=p.loc.dtype, device=p.loc.device)  # (n, *batch, d)
     shapes = [p.scale.shape] + ([] if q_loc is None else [q_loc.shape, q_scale.shape])
-    # The gather of clamped elements needs a host sync: on an accelerator the per-sample form is cheap anyway.
-    if eps.device.type != "cpu" or torch.broadcast_shapes(p.loc.shape, *shapes) != p.loc.shape:
+    # The gather of clamped elements needs a host sync (on an accelerator the per-sample form is cheap anyway) and
+    # has a data-dependent size (under torch.compile every new count would recompile; inductor fuses the direct form).
+    if (eps.device.type != "cpu" or torch.compiler.is_compiling()
+            or torch.broadcast_shapes(p.loc.shape, *shapes) != p.loc.shape):
         return _gaussian_log_ratio_at(_clamped_pre_tanh(p, eps), p, q_loc, q_scale)
     return _mc_log_ratio_from_moments(eps, p, q_loc, q_scale)
 
