@@ -204,6 +204,10 @@ def rl_loop_figures(env_steps: int, overrides: list[str]) -> dict[str, float]:
         agent.store_episode(hl)
         step += n
     agent._warm_up_done = True  # time the steady state, not the one-off warm-up iterations
+    hl, _, n = next(gen)  # one untimed chunk: first plans and updates (and compiles, with the compile flags)
+    agent.store_episode(hl)
+    agent.update()
+    step += n
     spent.clear()
     t0, start = time.perf_counter(), step
     while step - start < env_steps:
