@@ -142,14 +142,12 @@ def _clamped_contrib(eps: torch.Tensor, p: TanhNormal, q_loc: torch.Tensor | Non
     """mean_n (z_q² - z_p²) sample by sample for the flat elements idx (those where some sample clamps)."""
     shape = eps.shape[1:]
 
-    def pick(t: torch.Tensor) -> torch.Tensor:
-        return t.expand(shape).flatten()[idx]
+    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.expand(shape).flatten()[idx]  # (k,)
 
-    loc, scale = pick(p.loc), pick(p.scale)  # (k,)
-    u = (loc + scale * eps.flatten(1)[:, idx]).clamp(-_ATANH_MAX, _ATANH_MAX)  # (n, k)
-    zp = (u - loc) / scale
-    zq = u if q_loc is None else (u - pick(q_loc)) / pick(q_scale)
-    return (zq * zq - zp * zp).mean(0)
+    sub = TanhNormal(pick(p.loc), pick(p.scale))
+    u = _clamped_pre_tanh(sub, eps.flatten(1)[:, idx])  # (n, k)
+    return _sq_z_diff(u, sub, pick(q_loc), pick(q_scale)).mean(0)
 
 
 def mc_kl_roundtrip(p: TanhNormal, q: TanhNormal | str, n: int = 100) -> torch.Tensor:
@@ -171,10 +169,15 @@ def _kl_reference(q: TanhNormal | str) -> tuple[torch.Tensor | None, torch.Tenso
 def _gaussian_log_ratio_at(u: torch.Tensor, p: TanhNormal, q_loc: torch.Tensor | None,
                            q_scale: torch.Tensor | None) -> torch.Tensor:
     """mean_n [log N(u; p) - log N(u; q)] summed over the event dim; q = None is the unit Gaussian."""
+    log_ratio = 0.5 * _sq_z_diff(u, p, q_loc, q_scale).sum(-1).mean(0)  # (*batch)
+    return log_ratio + _log_scale_term(p, q_scale)
+
+
+def _sq_z_diff(u: torch.Tensor, p: TanhNormal, q_loc: torch.Tensor | None, q_scale: torch.Tensor | None) -> torch.Tensor:
+    """z_q² - z_p² per sample and dim: twice the Gaussian log-ratio at u without its normalisers."""
     zp = (u - p.loc) / p.scale
     zq = u if q_loc is None else (u - q_loc) / q_scale
-    log_ratio = 0.5 * (zq * zq - zp * zp).sum(-1).mean(0)  # (*batch)
-    return log_ratio + _log_scale_term(p, q_scale)
+    return zq * zq - zp * zp
 
 
 def _log_scale_term(p: TanhNormal, q_scale: torch.Tensor | None) -> torch.Tensor:
