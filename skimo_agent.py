@@ -10,8 +10,9 @@ Tensor conventions: batches are batch-major, `(B, T, ...)`; observations are pre
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,7 +91,7 @@ class SkiMoConfig:
     compile_update: bool = False  # rolf.compile_update: torch.compile the RL update's loss functions
 
     @classmethod
-    def from_rolf(cls, r: Any) -> "SkiMoConfig":
+    def from_rolf(cls, r: Any) -> SkiMoConfig:
         s = r.scalars
         fixed_alpha = get(r, "fixed_alpha", None)
         return cls(
@@ -212,7 +213,7 @@ class SkiMoAgent:
     # ------------------------------------------------------------------ optimisers
     def _build_optimizers(self) -> None:
         c, m, s = self.c, self.meta_agent, self.skill_agent
-        opt = lambda mods, lr: ClippedAdam(mods, lr, c.grad_clip, c.weight_decay)  # noqa: E731
+        opt = lambda mods, lr: ClippedAdam(mods, lr, c.grad_clip, c.weight_decay)
         if self.phase == "pretrain":
             if c.joint_training:
                 self.optims = {"joint": opt([m.actor, m.model, m.decoder, s.encoder, s.actor, s.skill_encoder], c.joint_lr)}
@@ -404,7 +405,7 @@ class SkiMoAgent:
         are π(h_k) and p(h_k) for k = 0..L, batch (B, L+1)."""
         c, model = self.c, self.meta_agent.model
         big_l = z.shape[1]
-        next_ = lambda t: t[:, 1:]  # noqa: E731
+        next_ = lambda t: t[:, 1:]
         y = self._td_target(ob[:, 1:], h[:, 1:], pi.batch_map(next_), prior.batch_map(next_), rew, done)  # (B, L)
         # Reward and value on the encoded true states, all k at once ("extra" terms of the original).
         r_true = model.reward(torch.cat([h[:, :-1], z], -1))[0]  # (B, L)
@@ -444,7 +445,7 @@ class SkiMoAgent:
         q1, q2 = m.model.q(self._critic_input(ob[:, idx].transpose(0, 1), states), skills)
         q_term = -(rho[:, None] * torch.minimum(q1, q2)).sum(0)  # (B,)
         actor_loss = q_term.clamp(-1e5, 1e5).mean()
-        first_l = lambda t: t[:, :big_l]  # noqa: E731
+        first_l = lambda t: t[:, :big_l]
         pi = pi.batch_map(first_l)
         kl = self._kl(pi, prior.batch_map(first_l)).mean(0)  # (L,)
         prior_loss = torch.zeros((), device=hd.device)

@@ -7,7 +7,7 @@ of fused tensor ops without validation overhead; the maths is identical to rolf'
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -64,10 +64,10 @@ class TanhNormal:
         """Entropy of the underlying Gaussian (the original's proxy), summed over the event dim."""
         return (0.5 + _HALF_LOG_2PI + torch.log(self.scale)).sum(-1)
 
-    def detach(self) -> "TanhNormal":
+    def detach(self) -> TanhNormal:
         return TanhNormal(self.loc.detach(), self.scale.detach())
 
-    def batch_map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TanhNormal":
+    def batch_map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> TanhNormal:
         """The same per-element distributions re-indexed: fn (a slice, expand, transpose of the batch dims) is
         applied to μ and σ alike, e.g. `pi.batch_map(lambda t: t[:, :L])`."""
         return TanhNormal(fn(self.loc), fn(self.scale))
