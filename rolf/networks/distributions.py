@@ -100,7 +100,7 @@ def mc_kl(p: TanhNormal, q: TanhNormal | str, n: int = 100) -> torch.Tensor:
     # has a data-dependent size (under torch.compile every new count would recompile; inductor fuses the direct form).
     if (eps.device.type != "cpu" or torch.compiler.is_compiling()
             or torch.broadcast_shapes(p.loc.shape, *shapes) != p.loc.shape):
-        return _gaussian_log_ratio_at(_clamped_pre_tanh(p, eps), p, q_loc, q_scale)
+        return _per_sample_log_ratio(eps, p, q_loc, q_scale)
     return _mc_log_ratio_from_moments(eps, p, q_loc, q_scale)
 
 
@@ -108,6 +108,11 @@ def mc_kl_direct(p: TanhNormal, q: TanhNormal | str, n: int = 100) -> torch.Tens
     """`mc_kl` evaluated sample by sample (the accelerator path; reference for tests)."""
     q_loc, q_scale = _kl_reference(q)
     eps = torch.randn((n, *p.loc.shape), dtype=p.loc.dtype, device=p.loc.device)
+    return _per_sample_log_ratio(eps, p, q_loc, q_scale)
+
+
+def _per_sample_log_ratio(eps: torch.Tensor, p: TanhNormal, q_loc: torch.Tensor | None,
+                          q_scale: torch.Tensor | None) -> torch.Tensor:
     return _gaussian_log_ratio_at(_clamped_pre_tanh(p, eps), p, q_loc, q_scale)
 
 
