@@ -411,7 +411,7 @@ class SkiMoAgent:
         r_true = model.reward(torch.cat([h[:, :-1], z], -1))[0]  # (B, L)
         q1_true, q2_true = model.q(self._critic_input(ob[:, :-1], h[:, :-1]), z)
         cons, rew_l, val_l, _ = rollout_losses(model, h[:, 0], z, h_target[:, 1:], rew, y, c.rho,
-                                               lambda k, x: self._critic_input(ob[:, k], x))
+                                               lambda x: self._critic_input(ob[:, :-1], x))
         if not c.fix_model_loss:
             rew_l = rew_l + ((r_true - rew) ** 2).sum(1)
             val_l = val_l + ((q1_true - y) ** 2 + (q2_true - y) ** 2).sum(1)
@@ -442,7 +442,7 @@ class SkiMoAgent:
             pi_states = pi.batch_map(lambda t: t[:, 0].expand(big_l, *t[:, 0].shape))
         states = hd[:, idx].transpose(0, 1)  # (L, B, d_s)
         skills = pi_states.rsample()  # (L, B, d_z)
-        q1, q2 = m.model.q(self._critic_input(ob[:, idx].transpose(0, 1), states), skills)
+        q1, q2 = m.model.q_frozen(self._critic_input(ob[:, idx].transpose(0, 1), states), skills)
         q_term = -(rho[:, None] * torch.minimum(q1, q2)).sum(0)  # (B,)
         actor_loss = q_term.clamp(-1e5, 1e5).mean()
         first_l = lambda t: t[:, :big_l]

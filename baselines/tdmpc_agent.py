@@ -180,7 +180,7 @@ class TDMPCAgent:
     def actor_loss(self, hs: torch.Tensor) -> torch.Tensor:
         """Σ_t −ρ^t · mean_B min Q(ĥ_t, a ~ π(ĥ_t)) over the detached rolled-out latents hs (B, N+1, d_s)."""
         states = hs.transpose(0, 1)  # (N+1, B, d_s)
-        q1, q2 = self.model.q(states, self.actor(states).rsample())
+        q1, q2 = self.model.q_frozen(states, self.actor(states).rsample())
         rho = self.c.rho ** torch.arange(states.shape[0], device=hs.device, dtype=hs.dtype)
         return -(rho * torch.minimum(q1, q2).mean(1)).sum()
 

@@ -39,35 +39,45 @@ class LatentModel(nn.Module):
     def q(self, h: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.critic(torch.cat([h, action], dim=-1))
 
+    def q_frozen(self, h: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q with its weights as constants, for actor losses: gradients reach h and the action, but no dQ/dθ is
+        computed. The actor optimiser steps only the actor and the model optimiser zeroes its gradients before each
+        step, so results are those of `q`, minus a third of the critic's backward matmuls."""
+        weights = {name: p.detach() for name, p in self.critic.named_parameters()}
+        return torch.func.functional_call(self.critic, weights, (torch.cat([h, action], dim=-1),))
+
 
 def rollout_losses(model: LatentModel, h0: torch.Tensor, actions: torch.Tensor, h_target: torch.Tensor,
                    rew: torch.Tensor, y: torch.Tensor, rho: float,
-                   critic_input: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+                   critic_input: Callable[[torch.Tensor], torch.Tensor] | None = None,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """TD-MPC's multi-step latent losses (spec §2.5, §3.2), shared by SkiMo, TD-MPC and SPiRL+TD-MPC.
 
     Rolls the dynamics open-loop from h0 under the given actions and sums, with weights ρ^k,
     consistency mean_d (ĥ_{k+1} − h̄_{k+1})², reward (R(ĥ_k, a_k) − r_k)² and value Σ_i (Q_i(ĥ_k, a_k) − y_k)².
+    Only the dynamics are sequential: R and Q read ĥ_0..ĥ_{L-1} in one batched pass each, not L passes of B rows
+    (the same values as the original's per-step loop; tests/rolf/test_latent_model.py compares the two).
 
     Args:
         h0: (B, d_s) online latent of the first observation; actions: (B, L, d_a); h_target: (B, L, d_s) target
         latents of o_1..o_L; rew, y: (B, L) rewards and TD targets.
-        critic_input: (k, ĥ_k) -> the critic's state input (SkiMo+SAC feeds the observation instead of ĥ_k).
+        critic_input: ĥ_0..ĥ_{L-1} (B, L, d_s) -> the critic's state input (SkiMo+SAC feeds the observations).
     Returns:
         (consistency, reward, value) losses, each (B,), and the rolled-out latents ĥ_0..ĥ_L (B, L+1, d_s).
     """
-    x = h0
-    zero = torch.zeros(h0.shape[0], device=h0.device, dtype=h0.dtype)
-    cons, rew_l, val_l, hs = zero, zero, zero, [h0]
-    for k in range(actions.shape[1]):
-        q1, q2 = model.q(x if critic_input is None else critic_input(k, x), actions[:, k])
-        x, r_hat = model.imagine_step(x, actions[:, k])
-        w = rho**k
-        cons = cons + w * ((x - h_target[:, k]) ** 2).mean(-1)
-        rew_l = rew_l + w * (r_hat - rew[:, k]) ** 2
-        val_l = val_l + w * ((q1 - y[:, k]) ** 2 + (q2 - y[:, k]) ** 2)
-        hs.append(x)
-    return cons, rew_l, val_l, torch.stack(hs, 1)
+    big_l = actions.shape[1]
+    hs = [h0]
+    for k in range(big_l):
+        hs.append(model.next(hs[-1], actions[:, k]))
+    h_all = torch.stack(hs, 1)  # (B, L+1, d_s)
+    h_in = h_all[:, :-1]  # (B, L, d_s)
+    r_hat = model.reward(torch.cat([h_in, actions], -1))[0]  # (B, L)
+    q1, q2 = model.q(h_in if critic_input is None else critic_input(h_in), actions)  # (B, L) each
+    w = torch.tensor([rho**k for k in range(big_l)], device=h0.device, dtype=h0.dtype)  # (L,)
+    cons = (((h_all[:, 1:] - h_target) ** 2).mean(-1) * w).sum(1)
+    rew_l = ((r_hat - rew) ** 2 * w).sum(1)
+    val_l = (((q1 - y) ** 2 + (q2 - y) ** 2) * w).sum(1)
+    return cons, rew_l, val_l, h_all
 
 
 @torch.no_grad()
