@@ -53,6 +53,7 @@ from torch import nn
 from rolf.buffers import TransitionReplay
 from rolf.config import get
 from rolf.utils.checkpoint import CheckpointError, load_module_state
+from rolf.utils.optim import fast_adam
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -215,10 +216,10 @@ class SPiRLAgent:
         self.log_alpha = nn.Parameter(torch.full((1,), math.log(c.alpha_init), device=device))
         betas = (c.adam_beta1, 0.999)
         self.optims = {
-            "policy": torch.optim.Adam(self.policy.parameters(), lr=c.policy_lr, betas=betas),
-            "critic1": torch.optim.Adam(self.critic.qs[0].parameters(), lr=c.critic_lr, betas=betas),
-            "critic2": torch.optim.Adam(self.critic.qs[1].parameters(), lr=c.critic_lr, betas=betas),
-            "alpha": torch.optim.Adam([self.log_alpha], lr=c.alpha_lr, betas=betas),
+            "policy": fast_adam(self.policy.parameters(), lr=c.policy_lr, betas=betas),
+            "critic1": fast_adam(self.critic.qs[0].parameters(), lr=c.critic_lr, betas=betas),
+            "critic2": fast_adam(self.critic.qs[1].parameters(), lr=c.critic_lr, betas=betas),
+            "alpha": fast_adam([self.log_alpha], lr=c.alpha_lr, betas=betas),
         }
         self.buffer = TransitionReplay(c.buffer_size, {"ob": self.state_dim, "ac": self.skill_dim, "rew": 0,
                                                        "ob_next": self.state_dim, "done": 0}, rng)

@@ -49,6 +49,7 @@ from baselines.spirl_agent import FrozenSkills, load_prior, prior_divergence
 from rolf.config import ConfigError, get
 from rolf.dreamer import DreamerConfig
 from rolf.utils.checkpoint import CheckpointError, load_module_state
+from rolf.utils.optim import fast_adam
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class SPiRLDreamerAgent(DreamerAgent):
         self.skill_model = self.skills.model
         self._random_ll = False  # set per skill by act_meta: uniformly random low-level actions (maze warm-up)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(sc.alpha_init), device=self.device))
-        self.alpha_optim = torch.optim.Adam([self.log_alpha], lr=sc.alpha_lr, betas=(0.5, 0.999))
+        self.alpha_optim = fast_adam([self.log_alpha], lr=sc.alpha_lr, betas=(0.5, 0.999))
         self._reg_info: dict[str, float] = {}
 
     # ------------------------------------------------------------------ skills
