@@ -5,7 +5,7 @@ Shared by SkiMo (skill dynamics), TD-MPC and SPiRL+TD-MPC. Attribute names match
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -26,8 +26,8 @@ def _setup(b=6, big_l=4, d_o=5, d_a=3, seed=0):
     torch.manual_seed(seed)
     model = LatentModel(d_o, d_a, state_dim=8, num_units=16, num_layers=2, embed_dim=16)
     ob = torch.randn(b, big_l + 1, d_o)
-    data = dict(actions=torch.rand(b, big_l, d_a) * 2 - 1, h_target=torch.randn(b, big_l, 8),
-                rew=torch.randn(b, big_l), y=torch.randn(b, big_l))
+    data = {"actions": torch.rand(b, big_l, d_a) * 2 - 1, "h_target": torch.randn(b, big_l, 8),
+            "rew": torch.randn(b, big_l), "y": torch.randn(b, big_l)}
     return model, ob, data
 
 
@@ -56,7 +56,7 @@ def test_batched_rollout_losses_equal_the_per_step_loop(obs_as_critic_input):
 
 
 def test_q_frozen_has_the_values_and_input_gradients_of_q_and_no_weight_gradients():
-    model, ob, d = _setup()
+    model, _, d = _setup()
     h = torch.randn(6, 8, requires_grad=True)
     a = d["actions"][:, 0].clone().requires_grad_()
     q = model.q(h, a)
