@@ -43,6 +43,7 @@ class MLP(nn.Module):
             if i < len(dims) - 2:
                 layers.append(activation(act, inplace=True))
         self.fcs = nn.Sequential(*layers)
+        self._act_after_split = activation(act) if hidden_dims else None  # out of place (see forward_concat)
         for layer in self.fcs:
             if isinstance(layer, nn.Linear):
                 orthogonal_init_(layer)
@@ -51,7 +52,14 @@ class MLP(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fcs(x).float()  # fp32 out under bf16 autocast (rolf.utils.precision); a no-op otherwise
+        return self._flat(self.fcs, x).float()  # fp32 out under bf16 autocast (rolf.utils.precision); else a no-op
+
+    @staticmethod
+    def _flat(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """layers(x) on x flattened to (N, d): a Linear on a 3-D+ input returns a view of its 2-D result, and an
+        in-place activation on a view makes autograd re-copy the whole base in backward (CopySlices)."""
+        y = layers(x.reshape(-1, x.shape[-1]))
+        return y.reshape(*x.shape[:-1], y.shape[-1])
 
     def forward_concat(self, x: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
         """self(cat([x, extra], -1)) with `extra` broadcast against x, without materialising the concatenation.
@@ -61,7 +69,11 @@ class MLP(nn.Module):
         first = self.fcs[0]
         dx = x.shape[-1]
         y = F.linear(x, first.weight[:, :dx], first.bias) + F.linear(extra, first.weight[:, dx:])
-        return self.fcs[1:](y).float()
+        if self._act_after_split is None:
+            return y.float()
+        # out of place: _flat reshapes the result, and an in-place activation on that view of y would make autograd
+        # copy the whole of y in backward
+        return self._flat(self.fcs[2:], self._act_after_split(y)).float()
 
 
 class Critic(nn.Module):

@@ -28,3 +28,25 @@ def test_forward_concat_with_in_place_activations_keeps_its_inputs():
     x0, e0 = x.clone(), e.clone()
     torch.testing.assert_close(mlp.forward_concat(x, e), mlp(torch.cat([x, e.expand(4, 3, 2)], -1)))
     assert torch.equal(x, x0) and torch.equal(e, e0)
+
+
+def _graph_nodes(t: torch.Tensor) -> set[str]:
+    seen, names, stack = set(), set(), [t.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return names
+
+
+def test_in_place_activations_on_batched_inputs_do_not_make_autograd_copy_slices():
+    """An in-place op on a view (a Linear's output on a 3-D input is one) makes backward re-copy the whole base."""
+    torch.manual_seed(0)
+    mlp = MLP(6, 3, [8, 8], "elu")
+    x = torch.randn(4, 5, 6, requires_grad=True)
+    assert "CopySlices" not in _graph_nodes(mlp(x))
+    assert "CopySlices" not in _graph_nodes(mlp.forward_concat(x[..., :4], x[:, :1, 4:]))
+    assert "EluBackward1" in _graph_nodes(mlp(x))  # ELU's backward from its output (the in-place form)
