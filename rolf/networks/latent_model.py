@@ -36,6 +36,9 @@ class LatentModel(nn.Module):
     def next(self, h: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.dynamics(torch.cat([h, action], dim=-1))
 
+    def predict_reward(self, h: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.reward(torch.cat([h, action], dim=-1))[0]
+
     def q(self, h: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.critic(torch.cat([h, action], dim=-1))
 
@@ -71,7 +74,7 @@ def rollout_losses(model: LatentModel, h0: torch.Tensor, actions: torch.Tensor, 
         hs.append(model.next(hs[-1], actions[:, k]))
     h_all = torch.stack(hs, 1)  # (B, L+1, d_s)
     h_in = h_all[:, :-1]  # (B, L, d_s)
-    r_hat = model.reward(torch.cat([h_in, actions], -1))[0]  # (B, L)
+    r_hat = model.predict_reward(h_in, actions)  # (B, L)
     q1, q2 = model.q(h_in if critic_input is None else critic_input(h_in), actions)  # (B, L) each
     w = torch.tensor([rho**k for k in range(big_l)], device=h0.device, dtype=h0.dtype)  # (L,)
     cons = (((h_all[:, 1:] - h_target) ** 2).mean(-1) * w).sum(1)

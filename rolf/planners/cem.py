@@ -1,8 +1,8 @@
 """The one CEM / MPPI planner (TD-MPC style) shared by SkiMo, TD-MPC and SPiRL+TD-MPC (spec §2.7).
 
 It plans in whatever action space the model was trained on (skills for SkiMo, env actions for TD-MPC) over a
-small protocol: `model.imagine_step(h, a) -> (h_next, reward)`, `model.q(h, a) -> (q1, q2)` and a policy
-`policy(h) -> TanhNormal`. Everything stays on the model's device; nothing is synchronised to the host.
+small protocol: `model.next(h, a) -> h_next`, `model.predict_reward(h, a) -> reward` (any leading dims),
+`model.q(h, a) -> (q1, q2)` and a policy `policy(h) -> TanhNormal`. Everything stays on the model's device; nothing is synchronised to the host.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class CEMConfig:
     discount: float = 0.99
     init_std: float = 2.0
     clamp: float = 0.999  # SkiMo ±0.999, TD-MPC ±1
-    compile: bool = False  # torch.compile the imagine step (fused elementwise ops; one compile per model)
+    compile: bool = False  # torch.compile the dynamics and reward steps (fused elementwise ops; once per model)
 
 
 class CEMPlanner:
@@ -43,16 +43,17 @@ class CEMPlanner:
         self.action_dim = action_dim
         self.horizon = LinearDecay(1, cfg.max_horizon, cfg.horizon_step)
         self.std_floor = LinearDecay(cfg.max_std, cfg.min_std, cfg.std_step)
-        self._compiled: tuple[object, Callable] | None = None  # (model, compiled model.imagine_step)
+        self._compiled: tuple[object, Callable, Callable] | None = None  # (model, its compiled next, predict_reward)
 
-    def _imagine_step(self, model) -> Callable:
-        """model.imagine_step, compiled once per model when `compile` is set. Not frozen: the compiled code reads the
-        live parameters, so updates between plans are seen (tests/rolf/test_cem.py checks both)."""
+    def _model_steps(self, model) -> tuple[Callable, Callable]:
+        """(model.next, model.predict_reward), compiled once per model when `compile` is set. Not frozen: the compiled
+        code reads the live parameters, so updates between plans are seen (tests/rolf/test_cem.py checks both)."""
         if not self.cfg.compile:
-            return model.imagine_step
+            return model.next, model.predict_reward
         if self._compiled is None or self._compiled[0] is not model:
-            self._compiled = (model, torch.compile(model.imagine_step, dynamic=False))
-        return self._compiled[1]
+            self._compiled = (model, torch.compile(model.next, dynamic=False),
+                              torch.compile(model.predict_reward, dynamic=False))
+        return self._compiled[1], self._compiled[2]
 
     def horizon_at(self, step: int) -> int:
         return int(self.horizon(step))
@@ -60,16 +61,19 @@ class CEMPlanner:
     @torch.no_grad()
     def estimate_value(self, model, policy: Callable[[torch.Tensor], TanhNormal], h: torch.Tensor,
                        actions: torch.Tensor) -> torch.Tensor:
-        """G = sum_t γ^t R(h_t, a_t) + γ^N min(Q1, Q2)(h_N, a' ~ π(h_N)).  h: (S, d_s), actions: (N, S, d_a) -> (S,)."""
-        value = torch.zeros(h.shape[0], device=h.device, dtype=h.dtype)
-        discount = 1.0
-        imagine_step = self._imagine_step(model)
-        for t in range(actions.shape[0]):
-            h, reward = imagine_step(h, actions[t])
-            value = value + discount * reward
-            discount *= self.cfg.discount
-        q1, q2 = model.q(h, policy(h).rsample())
-        return value + discount * torch.minimum(q1, q2)
+        """G = sum_t γ^t R(h_t, a_t) + γ^N min(Q1, Q2)(h_N, a' ~ π(h_N)).  h: (S, d_s), actions: (N, S, d_a) -> (S,).
+
+        Only the dynamics are sequential: the N rewards come from one batched pass over h_0..h_{N-1}."""
+        next_, predict_reward = self._model_steps(model)
+        n = actions.shape[0]
+        hs = [h]
+        for t in range(n):
+            hs.append(next_(hs[-1], actions[t]))
+        rewards = predict_reward(torch.stack(hs[:-1]), actions)  # (N, S)
+        discounts = torch.tensor([self.cfg.discount**t for t in range(n + 1)], device=h.device, dtype=h.dtype)
+        h_last = hs[-1]
+        q1, q2 = model.q(h_last, policy(h_last).rsample())
+        return (discounts[:n, None] * rewards).sum(0) + discounts[n] * torch.minimum(q1, q2)
 
     @torch.no_grad()
     def _policy_trajectories(self, model, policy, h: torch.Tensor, horizon: int) -> torch.Tensor:

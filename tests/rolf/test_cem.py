@@ -10,11 +10,11 @@ class QuadraticModel:
     def __init__(self, target: torch.Tensor):
         self.target = target
 
-    def imagine_step(self, h, a):
-        return h, -((a - self.target) ** 2).sum(-1)
-
     def next(self, h, a):
         return h
+
+    def predict_reward(self, h, a):
+        return -((a - self.target) ** 2).sum(-1)
 
     def q(self, h, a):
         z = torch.zeros(h.shape[:-1])
