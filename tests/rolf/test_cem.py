@@ -60,7 +60,7 @@ def test_horizon_schedule_and_warm_start_shapes():
     assert planner.horizon_at(0) == 1 and planner.horizon_at(500) == 5 and planner.horizon_at(999) == 9
     assert planner.horizon_at(1000) == 10 and planner.horizon_at(10**9) == 10
     model = QuadraticModel(torch.zeros(3))
-    z, mean = planner.plan(model, unit_policy, torch.zeros(1, 2), None, step=0, is_train=True)
+    _, mean = planner.plan(model, unit_policy, torch.zeros(1, 2), None, step=0, is_train=True)
     assert mean.shape == (1, 3)
     _, mean5 = planner.plan(model, unit_policy, torch.zeros(1, 2), torch.ones(5, 3), step=500, is_train=True)
     assert mean5.shape == (5, 3)
