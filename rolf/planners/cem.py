@@ -7,8 +7,8 @@ small protocol: `model.next(h, a) -> h_next`, `model.predict_reward(h, a) -> rew
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
