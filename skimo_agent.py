@@ -158,7 +158,8 @@ class SkiMoSkillAgent(nn.Module):
         h = self.skill_horizon
         n = lh // h
         if self.lstm:
-            x = torch.cat([actions, feats[:, :lh]], -1).reshape(b * n, h, -1)  # (B*L, H, d_a + d_s)
+            feats = feats[:, :lh] if feats.shape[1] > lh else feats  # a full-range slice costs a zeroed grad buffer
+            x = torch.cat([actions, feats], -1).reshape(b * n, h, -1)  # (B*L, H, d_a + d_s)
             dist = self.skill_encoder(x)
             return TanhNormal(dist.loc.reshape(b, n, -1), dist.scale.reshape(b, n, -1))
         x = torch.cat([actions.reshape(b, n, h * ac_dim), feats[:, :lh:h]], -1)  # (B, L, H*d_a + d_s)
@@ -239,11 +240,13 @@ class SkiMoAgent:
         b, lh, _ = ac.shape
         big_l, h = lh // c.skill_horizon, c.skill_horizon
 
-        feats = s.encoder(ob)  # (B, LH+1, d_s)
+        # The low level never reads the last observation: encoding ob[:, :LH] (not slicing its features) also spares
+        # backward a zero-filled (B, LH+1, d_s) gradient buffer per slice.
+        feats = s.encoder(ob[:, :lh])  # (B, LH, d_s)
         q = s.encode_skills(feats, ac)  # batch (B, L)
         z = q.rsample()  # (B, L, d_z)
         # = actor.mode(cat([feat_t, z_k])) for each step t of skill k, without building the (B, L, H, d_s + d_z) input
-        ac_pred = s.actor.mode_concat(feats[:, :lh].reshape(b, big_l, h, -1), z.unsqueeze(2))  # (B, L, H, d_a)
+        ac_pred = s.actor.mode_concat(feats.reshape(b, big_l, h, -1), z.unsqueeze(2))  # (B, L, H, d_a)
         bc_loss = ((ac_pred - ac.reshape(b, big_l, h, -1)) ** 2).mean()
         vae_kl = self._kl(q, "tanh")  # (B, L)
 
