@@ -411,7 +411,7 @@ class SkiMoAgent:
         next_ = lambda t: t[:, 1:]
         y = self._td_target(ob[:, 1:], h[:, 1:], pi.batch_map(next_), prior.batch_map(next_), rew, done)  # (B, L)
         # Reward and value on the encoded true states, all k at once ("extra" terms of the original).
-        r_true = model.reward(torch.cat([h[:, :-1], z], -1))[0]  # (B, L)
+        r_true = model.predict_reward(h[:, :-1], z)  # (B, L)
         q1_true, q2_true = model.q(self._critic_input(ob[:, :-1], h[:, :-1]), z)
         cons, rew_l, val_l, _ = rollout_losses(model, h[:, 0], z, h_target[:, 1:], rew, y, c.rho,
                                                lambda x: self._critic_input(ob[:, :-1], x))

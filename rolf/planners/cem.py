@@ -2,7 +2,8 @@
 
 It plans in whatever action space the model was trained on (skills for SkiMo, env actions for TD-MPC) over a
 small protocol: `model.next(h, a) -> h_next`, `model.predict_reward(h, a) -> reward` (any leading dims),
-`model.q(h, a) -> (q1, q2)` and a policy `policy(h) -> TanhNormal`. Everything stays on the model's device; nothing is synchronised to the host.
+`model.q(h, a) -> (q1, q2)` and a policy `policy(h) -> TanhNormal`. Everything stays on the model's device; nothing
+is synchronised to the host.
 """
 
 from __future__ import annotations
