@@ -76,7 +76,7 @@ def rollout_losses(model: LatentModel, h0: torch.Tensor, actions: torch.Tensor, 
     h_in = h_all[:, :-1]  # (B, L, d_s)
     r_hat = model.predict_reward(h_in, actions)  # (B, L)
     q1, q2 = model.q(h_in if critic_input is None else critic_input(h_in), actions)  # (B, L) each
-    w = torch.tensor([rho**k for k in range(big_l)], device=h0.device, dtype=h0.dtype)  # (L,)
+    w = rho ** torch.arange(big_l, device=h0.device, dtype=h0.dtype)  # (L,), made on the device: no host copy
     cons = (((h_all[:, 1:] - h_target) ** 2).mean(-1) * w).sum(1)
     rew_l = ((r_hat - rew) ** 2 * w).sum(1)
     val_l = (((q1 - y) ** 2 + (q2 - y) ** 2) * w).sum(1)

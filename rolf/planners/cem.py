@@ -45,6 +45,7 @@ class CEMPlanner:
         self.horizon = LinearDecay(1, cfg.max_horizon, cfg.horizon_step)
         self.std_floor = LinearDecay(cfg.max_std, cfg.min_std, cfg.std_step)
         self._compiled: tuple[object, Callable, Callable] | None = None  # (model, its compiled next, predict_reward)
+        self._discount_cache: dict[tuple, torch.Tensor] = {}
 
     def _model_steps(self, model) -> tuple[Callable, Callable]:
         """(model.next, model.predict_reward), compiled once per model when `compile` is set. Not frozen: the compiled
@@ -55,6 +56,14 @@ class CEMPlanner:
             self._compiled = (model, torch.compile(model.next, dynamic=False),
                               torch.compile(model.predict_reward, dynamic=False))
         return self._compiled[1], self._compiled[2]
+
+    def _discounts(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """γ^0..γ^n on like's device, made once per horizon (a host-to-device copy per plan would wait for the GPU)."""
+        key = (n, like.device, like.dtype)
+        if key not in self._discount_cache:
+            self._discount_cache[key] = torch.tensor([self.cfg.discount**t for t in range(n + 1)], device=like.device,
+                                                     dtype=like.dtype)
+        return self._discount_cache[key]
 
     def horizon_at(self, step: int) -> int:
         return int(self.horizon(step))
@@ -71,7 +80,7 @@ class CEMPlanner:
         for t in range(n):
             hs.append(next_(hs[-1], actions[t]))
         rewards = predict_reward(torch.stack(hs[:-1]), actions)  # (N, S)
-        discounts = torch.tensor([self.cfg.discount**t for t in range(n + 1)], device=h.device, dtype=h.dtype)
+        discounts = self._discounts(n, h)  # (N+1,)
         h_last = hs[-1]
         q1, q2 = model.q(h_last, policy(h_last).rsample())
         return (discounts[:n, None] * rewards).sum(0) + discounts[n] * torch.minimum(q1, q2)
