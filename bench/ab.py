@@ -31,6 +31,7 @@ OB_SCALE = {"maze": 40.0, "kitchen": 1.0}
 
 
 def _median_and_min(fn, reps: int) -> list[float]:
+    """bench_skimo.timeit's loop, restated: importing bench_skimo would put this tree's root ahead of the revision's."""
     fn()
     times = []
     for _ in range(reps):
