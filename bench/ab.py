@@ -41,17 +41,22 @@ def _median_and_min(fn, reps: int) -> list[float]:
     return [float(np.median(times)), float(np.min(times))]
 
 
-def worker(root: str, env: str, figures: list[str], reps: int, threads: int) -> dict[str, list[float]]:
-    """Times the figures with the code of the revision checked out at `root` (seconds)."""
+def import_revision(root: str):
+    """(compose_config, build_agent) from the code checked out at `root`, which goes first on sys.path."""
     sys.path.insert(0, root)
-    import torch
-
     import skimo_agent
     from run import compose_config
-    from skimo_agent import build_agent
 
     if not Path(skimo_agent.__file__).resolve().is_relative_to(Path(root).resolve()):
         raise RuntimeError(f"imported {skimo_agent.__file__}, not the revision at {root}")
+    return compose_config, skimo_agent.build_agent
+
+
+def worker(root: str, env: str, figures: list[str], reps: int, threads: int) -> dict[str, list[float]]:
+    """Times the figures with the code of the revision checked out at `root` (seconds)."""
+    import torch
+
+    compose_config, build_agent = import_revision(root)
     try:
         from rolf.utils.perf import tune_malloc
         tune_malloc()
@@ -85,12 +90,12 @@ def worker(root: str, env: str, figures: list[str], reps: int, threads: int) -> 
     return {name: _median_and_min(*fns[name]) for name in figures}
 
 
-def _checkout(rev: str, into: Path) -> Path:
+def checkout(rev: str, into: Path) -> Path:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(into), rev], check=True)
     return into
 
 
-def _remove(tree: Path) -> None:
+def remove_worktree(tree: Path) -> None:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
 
 
@@ -117,8 +122,8 @@ def main() -> None:
         sys.exit("--base: a git revision to compare against is required (e.g. --base HEAD~3)")
 
     with tempfile.TemporaryDirectory(prefix="skimo_ab_") as tmp:
-        trees = {"base": _checkout(args.base, Path(tmp) / "base")}
-        trees["head"] = _checkout(args.head, Path(tmp) / "head") if args.head else ROOT
+        trees = {"base": checkout(args.base, Path(tmp) / "base")}
+        trees["head"] = checkout(args.head, Path(tmp) / "head") if args.head else ROOT
         try:
             results: dict[tuple[str, str, str], list[list[float]]] = defaultdict(list)
             for r in range(args.rounds):
@@ -136,7 +141,7 @@ def main() -> None:
         finally:
             for side, tree in trees.items():
                 if tree != ROOT:
-                    _remove(tree)
+                    remove_worktree(tree)
     for env in args.envs.split(","):
         for name in figures:
             row = {side: np.array(results[(env, name, side)]) for side in trees}
