@@ -43,7 +43,6 @@ class MLP(nn.Module):
             if i < len(dims) - 2:
                 layers.append(activation(act, inplace=True))
         self.fcs = nn.Sequential(*layers)
-        self._act_after_split = activation(act) if hidden_dims else None  # out of place (see forward_concat)
         for layer in self.fcs:
             if isinstance(layer, nn.Linear):
                 orthogonal_init_(layer)
@@ -69,11 +68,11 @@ class MLP(nn.Module):
         first = self.fcs[0]
         dx = x.shape[-1]
         y = F.linear(x, first.weight[:, :dx], first.bias) + F.linear(extra, first.weight[:, dx:])
-        if self._act_after_split is None:
+        if len(self.fcs) == 1:
             return y.float()
-        # out of place: _flat reshapes the result, and an in-place activation on that view of y would make autograd
-        # copy the whole of y in backward
-        return self._flat(self.fcs[2:], self._act_after_split(y)).float()
+        # the first activation runs in place on y itself, before _flat reshapes it: on that view it would make
+        # autograd copy the whole of y in backward
+        return self._flat(self.fcs[2:], self.fcs[1](y)).float()
 
 
 class Critic(nn.Module):
