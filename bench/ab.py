@@ -18,27 +18,18 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for bench.timing; import_revision puts the measured revision ahead of it
+from bench.timing import timeit
+
 FIGURES = ("pretrain_iter", "rl_update", "cem_plan_h10", "cem_plan_h1")
 RL_BATCH = {"maze": 128, "kitchen": 256}
 OB_SCALE = {"maze": 40.0, "kitchen": 1.0}
-
-
-def _median_and_min(fn, reps: int) -> list[float]:
-    """bench_skimo.timeit's loop, restated: importing bench_skimo would put this tree's root ahead of the revision's."""
-    fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return [float(np.median(times)), float(np.min(times))]
 
 
 def import_revision(root: str):
@@ -87,7 +78,7 @@ def worker(root: str, env: str, figures: list[str], reps: int, threads: int) -> 
     fns = {"pretrain_iter": (lambda: pre.pretrain_step(batch), max(reps // 2, 2)),
            "rl_update": (lambda: agent.rl_step(rl_batch), reps),
            "cem_plan_h10": (plan_at(10**7), reps), "cem_plan_h1": (plan_at(0), 2 * reps)}
-    return {name: _median_and_min(*fns[name]) for name in figures}
+    return {name: list(timeit(*fns[name], warmup=1)[:2]) for name in figures}
 
 
 def checkout(rev: str, into: Path) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +20,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import timeit
 from rolf.utils.perf import tune_malloc
 from run import compose_config
 from skimo_agent import SkiMoAgent, build_agent
-
-
-def timeit(fn, reps: int) -> tuple[float, float, float]:
-    for _ in range(2):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), float(np.min(ts)), float(np.max(ts))
 
 
 def build(phase: str, overrides: list[str]) -> SkiMoAgent:

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_envs import env_steps_per_s
-from bench.bench_skimo import timeit
+from bench.timing import timeit
 from rolf.utils.perf import tune_malloc
 from run import compose_config
 from skimo_agent import build_agent
