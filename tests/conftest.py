@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,58 @@ import torch
 from run import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "original"
+
+
+# ---------------------------------------------------------------- fixtures made by running the original SkiMo code
+@dataclass(frozen=True)
+class OriginalFixtures:
+    """One set of the original code's fixtures (checkpoints, reference outputs, step and plan fixtures) and the
+    size overrides that build our networks at that set's widths (tests/fixtures/README.md)."""
+
+    name: str
+    path: Path
+    sizes: dict[str, list[str]]  # env -> rolf size overrides
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def ckpt(self, env: str) -> Path:
+        return self.file(f"{env}_ckpt_00000000003.pt")
+
+    def reference(self, env: str):
+        return np.load(self.file(f"{env}_reference_outputs.npz"))
+
+
+FULL_FIXTURES_VAR = "SKIMO_ORIGINAL_FIXTURES"
+# Vendored in the repo (2.1 MB): widths 16 / d_s 12 / LSTM 8 (tests/fixtures/original-tiny/README.md).
+TINY_ORIGINAL = OriginalFixtures("tiny", ROOT / "tests" / "fixtures" / "original-tiny", {
+    "maze": ["rolf.num_units=16", "rolf.state_dim=12", "rolf.lstm_units=8"],
+    "kitchen": ["rolf.num_units=16", "rolf.state_dim=12", "rolf.lstm_units=8"]})
+FULL_SIZES = {"maze": ["rolf.num_units=128", "rolf.state_dim=128"],
+              "kitchen": ["rolf.num_units=128", "rolf.state_dim=256", "rolf.lstm_units=128"]}
+
+
+def full_original() -> OriginalFixtures | None:
+    """The full-size set (paper widths, 53 MB, not vendored) when $SKIMO_ORIGINAL_FIXTURES names its folder."""
+    folder = os.environ.get(FULL_FIXTURES_VAR)
+    if not folder:
+        return None
+    path = Path(folder).expanduser()
+    if not (path / "maze_ckpt_00000000003.pt").is_file():
+        raise pytest.UsageError(f"{FULL_FIXTURES_VAR}={folder}: expected the folder of the original's full-size fixtures "
+                                f"(maze_ckpt_00000000003.pt, kitchen_reference_outputs.npz, ...)")
+    return OriginalFixtures("full", path, FULL_SIZES)
+
+
+_FULL_SKIP = pytest.mark.skipif(os.environ.get(FULL_FIXTURES_VAR) is None,
+                                reason=f"full-size original fixtures: set {FULL_FIXTURES_VAR}=<their folder> to run")
+ORIGINAL_SETS = [pytest.param("tiny", id="tiny"), pytest.param("full", id="full", marks=_FULL_SKIP)]
+
+
+@pytest.fixture(params=ORIGINAL_SETS)
+def original(request) -> OriginalFixtures:
+    """Each fixture set in turn: the vendored tiny one always, the full-size one when its folder is given."""
+    return TINY_ORIGINAL if request.param == "tiny" else full_original()
 
 # Size-only shrink used by fast tests (never semantic keys: n_skill, use_cem, sac, joint_training, phase).
 TINY = ["rolf.state_dim=16", "rolf.num_units=16", "rolf.num_layers=2", "rolf.pretrain.batch_size=8", "rolf.batch_size=8",

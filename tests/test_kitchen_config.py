@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import torch
 
 import run
-import test_original_checkpoint as original
-from conftest import FIXTURES, compose_cfg
+import test_original_checkpoint as original_test
+from conftest import OriginalFixtures, compose_cfg
 from envs import env_kwargs, get_env_spec
 from rolf.utils.checkpoint import load_checkpoint
 from skimo_agent import SkiMoAgent, SkiMoConfig, build_agent
 
-CKPT = FIXTURES / "kitchen_ckpt_00000000003.pt"
 # spec §4.1, kitchen column (every key; defaults included so a change of algo/skimo.yaml shows up here too)
 KITCHEN = {
     "n_skill": 10, "skill_horizon": 10, "skill_dim": 10, "state_dim": 256, "num_units": 128, "num_layers": 4,
@@ -69,26 +67,28 @@ def test_agent_builds_for_both_phases():
         assert agent.meta_agent.model.encode(torch.zeros(2, 30)).shape == (2, 256)
 
 
-def test_original_kitchen_checkpoint_reproduces_reference_outputs(monkeypatch):
-    """The original's kitchen checkpoint loads into the agent built from `skimo_kitchen`; the reference check of
-    tests/test_original_checkpoint.py runs on that agent instead of its own override-built one."""
-    def load(env: str):
+def test_original_kitchen_checkpoint_reproduces_reference_outputs(monkeypatch, original: OriginalFixtures):
+    """The original's kitchen checkpoint loads into the agent built from `skimo_kitchen` (at the fixture set's
+    sizes); the reference check of tests/test_original_checkpoint.py runs on that agent instead of its own
+    override-built one."""
+    def load(fixtures: OriginalFixtures, env: str):
         assert env == "kitchen"
-        agent = kitchen_agent()
-        ckpt = load_checkpoint(CKPT)
+        agent = kitchen_agent(fixtures.sizes["kitchen"])
+        ckpt = load_checkpoint(fixtures.ckpt("kitchen"))
         agent.load_pretrained(ckpt["agent"])
         for module in (agent.meta_agent, agent.skill_agent, agent.skill_prior):
             module.eval()
-        return agent, ckpt, np.load(FIXTURES / "kitchen_reference_outputs.npz")
+        return agent, ckpt, fixtures.reference("kitchen")
 
-    monkeypatch.setattr(original, "_load", load)
-    original.test_original_checkpoint_reproduces_reference_outputs("kitchen")
+    monkeypatch.setattr(original_test, "_load", load)
+    original_test.test_original_checkpoint_reproduces_reference_outputs(original, "kitchen")
 
 
-def test_rl_on_the_misaligned_kitchen_from_the_original_checkpoint(tmp_path):
+def test_rl_on_the_misaligned_kitchen_from_the_original_checkpoint(tmp_path, original: OriginalFixtures):
     """A short RL run (CEM planning, training, evaluation) with `env.task=misaligned` from the original checkpoint
     (episodes of 12 skills: the high-level buffer samples sequences of n_skill = 10)."""
-    overrides = [f"log_root_dir={tmp_path}", "run_prefix=k", "rolf.phase=rl", f"rolf.pretrain_ckpt_path={CKPT}",
+    overrides = [f"log_root_dir={tmp_path}", "run_prefix=k", "rolf.phase=rl", f"rolf.pretrain_ckpt_path={original.ckpt('kitchen')}",
+                 *original.sizes["kitchen"],
                  "env.task=misaligned", "env.max_episode_steps=120", "rolf.max_global_step=480", "rolf.warm_up_step=240",
                  "rolf.train_every=120", "rolf.train_iter=2", "rolf.batch_size=8", "rolf.log_every=120",
                  "rolf.evaluate_every=480", "rolf.ckpt_every=480", "rolf.num_sample_traj=16", "rolf.num_policy_traj=4",
