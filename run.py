@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+
+from rolf.errors import RunInterrupted, UserError, one_line
 
 # rolf.name -> trainer class. One table; the trainer builds its agent, env and runner from the config.
 ALGOS = {
@@ -43,38 +46,109 @@ def get_trainer_class(name: str):
 
 
 def main(cfg: DictConfig) -> None:
-    from rolf.main import setup_run
+    from rolf.main import record_run, setup_run
     from rolf.utils.perf import tune_malloc
 
     tune_malloc()
     trainer_cls = get_trainer_class(cfg.rolf.name)
     ctx, logger = setup_run(cfg)
     logging.getLogger("skimo").info("run %s on %s, logging to %s", ctx.run_name, ctx.device, ctx.log_dir)
+    trainer = None
     try:
-        trainer = trainer_cls(cfg, ctx, logger)
+        trainer = trainer_cls(cfg, ctx, logger)  # checks the config's paths: bad input fails before anything is written
+        record_run(ctx, cfg)
         if ctx.is_train:
             trainer.train()
         else:
             trainer.resume()
             trainer.evaluate(0)
+    except KeyboardInterrupt:
+        raise RunInterrupted(interrupt_message(ctx, trainer)) from None
     finally:
         logger.close()
 
 
+def interrupt_message(ctx, trainer) -> str:
+    """Where a Ctrl-C left the run, in one line."""
+    from rolf.utils.checkpoint import latest_checkpoint
+
+    phase = {"pretrain": "pre-training", "rl": "RL"}.get(ctx.phase, ctx.phase)
+    where = f" at {phase} step {trainer.step:,}" if trainer is not None and trainer.step else ""
+    newest = latest_checkpoint(ctx.ckpt_dir)
+    saved = f"newest checkpoint {newest} (the same command resumes from it)" if newest else "no checkpoint saved yet"
+    return f"interrupted (Ctrl-C){where} of {ctx.run_name}; {saved}"
+
+
+FAILED_JOBS: list[str] = []  # one line per job of this process that stopped on a user error
+
+
 @hydra.main(config_path="config", config_name="skimo_maze", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
+    """One job. A user error is recorded as one line instead of raised through Hydra (which would print its own
+    report), so in a sweep the other jobs still run; Ctrl-C stops everything."""
     try:
         main(cfg)
     except Exception as e:
-        from rolf.datasets.offline import DatasetError
-        from rolf.errors import UserError
+        e = as_user_error(e)
+        if not isinstance(e, user_error_types()) or cfg.get("debug_traceback"):
+            raise e
+        FAILED_JOBS.append(one_line(e))
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
-        if not isinstance(e, (UserError, DatasetError, FileNotFoundError)) or cfg.get("debug_traceback"):
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # say it now; the sweep goes on
+            logging.getLogger("skimo").error("error: %s", FAILED_JOBS[-1])
+
+
+def as_user_error(e: Exception) -> Exception:
+    """A ValueError/TypeError quoting a value typed on the command line (`rolf.pretrain.batch_size=abc` ->
+    "invalid literal for int() ...: 'abc'") is a wrongly typed override, not a bug: a ConfigError naming it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from rolf.config import ConfigError
+
+    if isinstance(e, UserError) or not isinstance(e, (ValueError, TypeError)) or not HydraConfig.initialized():
+        return e
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.lstrip("+~").partition("=")
+        if value and repr(value) in str(e):
+            return ConfigError(f"{key}={value}: {e}")
+    return e
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions caused by what the user typed or pointed at (printed as one line), not by a bug."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return UserError, HydraException, OmegaConfBaseException, FileNotFoundError, IsADirectoryError, PermissionError
+
+
+def cli() -> int:
+    """`python run.py ...`: Hydra's main, with every user error and Ctrl-C as one line on stderr (exit 1 / 130).
+    `debug_traceback=true` on the command line shows the traceback instead."""
+    debug = any(a.replace(" ", "") in ("debug_traceback=true", "debug_traceback=True") for a in sys.argv[1:])
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises instead of printing its own multi-line report
+    try:
+        hydra_main()
+        if FAILED_JOBS:
+            if len(FAILED_JOBS) > 1:  # a sweep: the console showed each job's line as it failed; sum them up
+                print(f"error: {len(FAILED_JOBS)} jobs failed; the first: {FAILED_JOBS[0]}", file=sys.stderr)
+            else:
+                print(f"error: {FAILED_JOBS[0]}", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt as e:
+        if debug:
             raise
-        # One clear line instead of a traceback for bad input (set debug_traceback=true to see the traceback).
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        print(str(e) if isinstance(e, RunInterrupted) else "interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except user_error_types() as e:
+        if debug:
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    hydra_main()
+    sys.exit(cli())

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from d4rl.generate import _length_stats, _results
 from rolf.datasets.offline import save_trajectories
+from rolf.errors import exit_cli
 
 CHUNK_LEN = 360
 # Choices of the play policy: an object (the primitive that changes its current state is run) or a motion.
@@ -147,4 +148,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_cli(main)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import signal
 import time
 from typing import Any, Callable, Iterator
 
@@ -31,6 +32,7 @@ from d4rl.maze_controller import GridPlanner, WaypointController
 from d4rl.maze_layout import free_cells, load_layout
 from d4rl.point_maze import PointMassSim
 from rolf.datasets.offline import save_trajectories
+from rolf.errors import exit_cli
 
 MIN_TRAJ_LEN = 20  # keep trajectories with more steps than this (d4rl: len(actions) > min_traj_len)
 
@@ -111,8 +113,10 @@ def _results(fn: Callable[[tuple], dict[str, Any]], tasks: list[tuple], workers:
     if workers <= 1:
         yield from map(fn, tasks)
         return
-    # "spawn": safe when the parent already runs torch threads; workers only import numpy/mujoco.
-    with mp.get_context("spawn").Pool(workers) as pool:
+    # "spawn": safe when the parent already runs torch threads; workers only import numpy/mujoco. Workers ignore
+    # SIGINT: Ctrl-C reaches the whole process group, and only the parent should answer it (with one line; leaving
+    # the `with` terminates the pool), not every worker with a traceback of its own.
+    with mp.get_context("spawn").Pool(workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
         yield from pool.imap(fn, tasks, chunksize=max(1, min(16, len(tasks) // (8 * workers))))
 
 
@@ -303,4 +307,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_cli(main)

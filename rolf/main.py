@@ -62,6 +62,8 @@ def seed_everything(seed: int) -> None:
 
 
 def setup_run(cfg: Any) -> tuple[RunContext, Logger]:
+    """Seeds, device and the run's names. Writes nothing: the run directory appears with `record_run` (once the
+    trainer is built, so bad input leaves no empty folders) and fills as the run logs, saves and draws."""
     setup_console_logging()
     name = run_name(cfg)
     log_dir = Path(cfg.log_root_dir) / name
@@ -70,13 +72,17 @@ def setup_run(cfg: Any) -> tuple[RunContext, Logger]:
                      is_train=bool(cfg.is_train))
     seed_everything(ctx.seed)
     torch.set_num_threads(int(cfg.num_threads)) if cfg.get("num_threads") else None
-    for sub in ("ckpt", "video", "replay", "vis"):
-        (log_dir / sub).mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%d-%m_%H-%M-%S")  # the original's year-day-month format (spec §7.17)
     container = OmegaConf.to_container(cfg, resolve=True)
-    (log_dir / f"params_{stamp}.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (log_dir / f"cmd_{stamp}.sh").write_text(
-        f"cd {shlex.quote(os.getcwd())}\npython {' '.join(shlex.quote(a) for a in sys.argv)}\n")
     logger = Logger(log_dir, name, use_wandb=bool(cfg.wandb), config=container, wandb_project=cfg.get("wandb_project"),
                     wandb_entity=cfg.get("wandb_entity"), notes=cfg.get("notes"))
     return ctx, logger
+
+
+def record_run(ctx: RunContext, cfg: Any) -> None:
+    """`params_<date>.yaml` (the resolved config) and `cmd_<date>.sh` (the command line) in the run directory,
+    with ISO dates (YYYY-MM-DD_HH-MM-SS) so that `ls` lists them in time order."""
+    ctx.log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    (ctx.log_dir / f"params_{stamp}.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (ctx.log_dir / f"cmd_{stamp}.sh").write_text(
+        f"cd {shlex.quote(os.getcwd())}\npython {' '.join(shlex.quote(a) for a in sys.argv)}\n")

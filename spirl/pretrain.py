@@ -37,7 +37,7 @@ import torch
 
 from rolf.buffers.episode_buffer import InsufficientDataError, ReplayBufferEpisode
 from rolf.datasets.offline import CALVIN_KEEP_OBS_DIMS, ENV_DIMS, DatasetError
-from rolf.errors import UserError
+from rolf.errors import UserError, exit_cli
 from rolf.utils.checkpoint import (CheckpointError, ckpt_name, latest_checkpoint, load_checkpoint, load_module_state,
                                    save_checkpoint)
 from spirl.model import ENV_PRIORS, SPiRLConfig, SPiRLModel
@@ -316,4 +316,4 @@ if __name__ == "__main__":
     # Process-wide, so only for the command: tiny RAdam second moments after the clipped first steps are denormal
     # floats, which are slow on CPUs.
     torch.set_flush_denormal(True)
-    sys.exit(main())
+    exit_cli(main)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from rolf.errors import UserError
 
-class InsufficientDataError(RuntimeError):
+
+class InsufficientDataError(UserError, RuntimeError):
     """Raised instead of looping forever when no stored episode is long enough (the original's bug §7.20)."""
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rolf.datasets.offline import ENV_DIMS, DatasetError, save_trajectories
+from rolf.errors import exit_cli
 
 CALVIN_OBS_DIM, CALVIN_ACTION_DIM = ENV_DIMS["calvin"]  # 39 = robot_obs 15 + scene_obs 24; rel_actions 7
 FRAME_KEYS: dict[str, int] = {"robot_obs": 15, "scene_obs": 24, "rel_actions": CALVIN_ACTION_DIM}
@@ -147,4 +148,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_cli(main)

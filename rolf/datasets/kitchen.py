@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from rolf.datasets.offline import ENV_DIMS, DatasetError, _array, _check_dim, save_trajectories, split_at_dones
+from rolf.errors import exit_cli
 
 KITCHEN_OBS_DIM, KITCHEN_ACTION_DIM = ENV_DIMS["kitchen"]
 FRANKA_KITCHEN_OBS_DIM = 59  # FrankaKitchen-v1 `observation`: robot qpos 9, robot qvel 9, object qpos 21, object qvel 20
@@ -178,4 +179,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_cli(main)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from rolf.errors import UserError
+
 KEYS = ("obs", "actions", "dones")
 # Per-env (obs dim stored in the file, action dim). CALVIN files hold 39-d observations; SkiMo keeps the first 21.
 ENV_DIMS: dict[str, tuple[int, int]] = {"maze": (4, 2), "kitchen": (30, 9), "calvin": (39, 7)}
@@ -24,7 +26,7 @@ MAZE_DIMS = ENV_DIMS["maze"]
 CALVIN_KEEP_OBS_DIMS = 21
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset file that cannot be used; the message is one line naming file, item and field."""
 
 
