@@ -21,6 +21,7 @@ from rolf.trainers.rollout import HierarchicalRolloutRunner
 from rolf.trainers.trainer import Trainer
 from rolf.utils.checkpoint import ckpt_name, latest_checkpoint, load_checkpoint
 from rolf.utils.logger import Logger
+from rolf.utils.progress import Progress
 from rolf.utils.schedule import Every
 from skimo_agent import build_agent
 
@@ -66,36 +67,66 @@ class SkillTrainer(Trainer):
         self.c = c
         self.rng = rng
         self.data_path = get(r, "pretrain.data_path", None)
+        generate = get(r, "pretrain.generate_data", None)
+        self.generate_data = None if generate is None else bool(generate)
         self.split = float(get(r, "pretrain.split.train", 0.99))
         self.eval_updates_model = bool(get(r, "pretrain.eval_updates_model", False))
         self.pretrain_ckpt_path = get(r, "pretrain_ckpt_path", None)
+        self._check_inputs()
+
+    def _check_inputs(self) -> None:
+        """Bad paths fail here, in one line, before anything is written."""
+        if self.ctx.phase == "pretrain":
+            self._dataset_to_generate()
+        elif self.ctx.phase == "rl":
+            if latest_checkpoint(self.ctx.ckpt_dir) is not None or self.init_ckpt_path:
+                return  # resuming an RL run: its own checkpoint holds everything
+            if not self.pretrain_ckpt_path:
+                raise ConfigError("rolf.phase=rl needs rolf.pretrain_ckpt_path=<pre-training checkpoint> (the original "
+                                  "silently started from random weights here, spec §2.1)")
+            if not Path(self.pretrain_ckpt_path).is_file():
+                raise ConfigError(f"rolf.pretrain_ckpt_path={self.pretrain_ckpt_path}: no such file")
+        else:
+            raise ConfigError(f"rolf.phase={self.ctx.phase!r}; expected 'pretrain' or 'rl'")
 
     def train(self) -> int:
         if self.ctx.phase == "pretrain":
             return self.pretrain()
-        if self.ctx.phase != "rl":
-            raise ConfigError(f"rolf.phase={self.ctx.phase!r}; expected 'pretrain' or 'rl'")
         self._load_pretrained()
         return super().train()
 
     def _load_pretrained(self) -> None:
         if latest_checkpoint(self.ctx.ckpt_dir) is not None or self.init_ckpt_path:
             return  # resuming an RL run: its own checkpoint holds everything (loaded in resume())
-        if not self.pretrain_ckpt_path:
-            raise ConfigError("rolf.phase=rl needs rolf.pretrain_ckpt_path=<pre-training checkpoint> (the original silently "
-                             "started from random weights here, spec §2.1)")
         ckpt = load_checkpoint(self.pretrain_ckpt_path, map_location=self.ctx.device)
         self.agent.load_pretrained(ckpt["agent"], source=str(self.pretrain_ckpt_path))
         log.info("loaded pre-trained skills, prior and skill dynamics from %s", self.pretrain_ckpt_path)
 
     # ---------------------------------------------------------------- pre-training
-    def _ensure_dataset(self) -> str:
+    def _dataset_to_generate(self) -> bool:
+        """Whether the dataset must be generated first. A missing file is generated only at the env's default
+        path (`data/<env>.gz`) or with rolf.pretrain.generate_data=true; any other missing path is a typo or a
+        file not yet copied, and training on freshly generated data there would hide it."""
         if not self.data_path:
-            raise ConfigError("rolf.pretrain.data_path is not set")
+            raise ConfigError("rolf.pretrain.data_path is not set (the offline dataset to pre-train on)")
         path = Path(self.data_path)
-        if not path.exists():
-            if self.spec.generate_dataset is None:
-                raise FileNotFoundError(f"{path}: dataset not found and env {self.ctx.env!r} has no generator")
+        if path.is_file():
+            return False
+        if path.exists():
+            raise ConfigError(f"rolf.pretrain.data_path={path}: not a file")
+        default = self.spec.default_data_path
+        at_default = default is not None and path.resolve() == Path(default).resolve()
+        if self.generate_data is False or not (self.generate_data or at_default):
+            hint = (f" (the default, {default}, is generated on first use; rolf.pretrain.generate_data=true generates "
+                    f"one at this path)" if self.spec.generate_dataset else "")
+            raise ConfigError(f"rolf.pretrain.data_path={path}: no such file{hint}")
+        if self.spec.generate_dataset is None:
+            raise ConfigError(f"rolf.pretrain.data_path={path}: no such file, and env {self.ctx.env!r} has no generator")
+        return True
+
+    def _ensure_dataset(self) -> str:
+        path = Path(self.data_path)
+        if self._dataset_to_generate():
             log.info("%s not found: generating the default %s dataset with the project's seeded generator", path, self.ctx.env)
             stats = self.spec.generate_dataset(str(path))
             log.info("wrote %s: %s", path, ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -106,27 +137,34 @@ class SkillTrainer(Trainer):
         t, c, agent = self.tcfg, self.c, self.agent
         train_buf, val_buf = dataset_buffers(self._ensure_dataset(), self.spec, self.split, self.rng)
         seq_len = c.n_skill * c.skill_horizon + 1
-        log.info("pre-training on %d train / %d validation episodes (%d / %d steps), sequences of %d steps",
-                 len(train_buf), len(val_buf), train_buf.num_transitions, val_buf.num_transitions, seq_len)
-        step = self.resume()
+        step = self.step = self.resume()
+        log.info("pre-training on %d train / %d validation episodes (%s / %s env steps): %s steps in all (from %s), "
+                 "each %d updates on %d sequences of %d env steps; a log line every %s steps, evaluation every %s, "
+                 "checkpoint every %s", len(train_buf), len(val_buf), f"{train_buf.num_transitions:,}",
+                 f"{val_buf.num_transitions:,}", f"{t.pretrain_max_global_step:,}", f"{step:,}", c.pretrain_train_iter,
+                 c.pretrain_batch_size, seq_len, f"{t.pretrain_log_every:,}", f"{t.pretrain_evaluate_every:,}",
+                 f"{t.pretrain_ckpt_every:,}")
         log_every, eval_every, ckpt_every = (Every(t.pretrain_log_every, step), Every(t.pretrain_evaluate_every, step),
                                              Every(t.pretrain_ckpt_every, step))
         infos: dict[str, list] = defaultdict(list)
         tic, tic_step = time.time(), step
-        while step < t.pretrain_max_global_step:
-            for _ in range(c.pretrain_train_iter):
-                for k, v in agent.pretrain_step(train_buf.sample(c.pretrain_batch_size, seq_len)).items():
-                    infos[k].append(v)
-            step += 1
-            if log_every(step):
-                metrics = {k: torch.stack(v).mean() for k, v in infos.items()}
-                metrics["steps_per_sec"] = (step - tic_step) / max(time.time() - tic, 1e-9)
-                self.logger.log(step, "pretrain", metrics)
-                infos, tic, tic_step = defaultdict(list), time.time(), step
-            if eval_every(step):
-                self.pretrain_evaluate(step, val_buf, seq_len)
-            if ckpt_every(step):
-                self.save(step)
+        with Progress("pre-training", t.pretrain_max_global_step, step, bar=t.progress_bar) as progress:
+            while step < t.pretrain_max_global_step:
+                for _ in range(c.pretrain_train_iter):
+                    for k, v in agent.pretrain_step(train_buf.sample(c.pretrain_batch_size, seq_len)).items():
+                        infos[k].append(v)
+                step = self.step = step + 1
+                progress.update(step)
+                if log_every(step):
+                    metrics = {k: torch.stack(v).mean() for k, v in infos.items()}
+                    metrics["steps_per_sec"] = (step - tic_step) / max(time.time() - tic, 1e-9)
+                    self.logger.log(step, "pretrain", metrics, head=progress.status(step))
+                    infos, tic, tic_step = defaultdict(list), time.time(), step
+                if eval_every(step):
+                    self.pretrain_evaluate(step, val_buf, seq_len)
+                if ckpt_every(step):
+                    self.save(step)
+            log.info("pre-training finished: %s", progress.status(step))
         if not (self.ctx.ckpt_dir / ckpt_name(self.ctx.env, step)).exists():  # the final step, unless just saved
             self.save(step)
         return step
@@ -143,10 +181,12 @@ class SkillTrainer(Trainer):
                 info = self.agent.pretrain_eval_losses(batch)
             self.logger.log(step, "pretrain_eval", info)
             if self.visualizer is not None:
-                pred = self.agent.open_loop_prediction({k: v[:8] for k, v in batch.items()})
-                self.logger.log_image(step, "pretrain_eval/skill_rollout",
-                                      self.visualizer.skill_rollout(step, pred["gt"], pred["pred"], pred["recon"]))
+                windows = {k: v[:8] for k, v in batch.items()}
+                pred = self.agent.open_loop_prediction(windows)
+                picture = self.visualizer.skill_rollout(step, pred["gt"], pred["pred"], pred["recon"],
+                                                        gt_steps=np.asarray(windows["ob"]))  # the true path, every step
+                self.logger.log_image(step, "pretrain_eval/skill_rollout", picture)
         ep_info, obs = self.runner.run_episode(is_train=False)
         self.logger.log(step, "pretrain_eval", ep_info)
         if self.visualizer is not None:
-            self.logger.log_image(step, "test_ep/replay_vis", self.visualizer.episode(step, "pretrain_episode", [obs]))
+            self.logger.log_image(step, "pretrain_eval/episode", self.visualizer.episode(step, "pretrain_episode", [obs]))

@@ -27,9 +27,9 @@ import matplotlib.pyplot as plt
 
 import run
 from bench.learn_common import load_agent, plot_pretrain_losses, pretrain_series, print_pretrain_summary, read_metrics, series
-from d4rl.maze_layout import draw_maze, to_plot_xy
+from d4rl.maze_layout import to_plot_xy
 from envs import get_env_spec
-from envs.maze_vis import unpreprocess_maze_xy
+from envs.maze_vis import draw_maze_axes, unpreprocess_maze_xy
 from skill_trainer import dataset_buffers
 from skimo_agent import SkiMoAgent
 
@@ -74,8 +74,8 @@ def prior_skill_rollouts(agent: SkiMoAgent, path: Path, n: int = 10, skills: int
     env = make_maze_env(seed=0, max_episode_steps=skills * agent.c.skill_horizon)
     cells = free_cells()
     starts = [None] + [cells[j] for j in np.random.default_rng(0).choice(len(cells), n - 1, replace=False)]
-    fig, ax = plt.subplots(figsize=(5, 5))
-    draw_maze(ax)
+    fig, ax = plt.subplots(figsize=(8, 8))
+    draw_maze_axes(ax)
     moved = []
     for i, start in enumerate(starts):
         ob, _ = env.reset(seed=i)
@@ -93,9 +93,14 @@ def prior_skill_rollouts(agent: SkiMoAgent, path: Path, n: int = 10, skills: int
                 break
         traj = np.asarray(traj)
         moved.append(float(np.linalg.norm(np.diff(traj[:, :2], axis=0), axis=1).sum()))
-        ax.plot(*to_plot_xy(traj[:, :2]).T, lw=1.2, color=plt.cm.tab10(i))
+        xy = to_plot_xy(traj[:, :2])
+        ax.plot(*xy.T, lw=1.2, color=plt.cm.tab10(i))
+        ax.plot(*xy[0], "o", color=plt.cm.tab10(i), ms=7, mec="black")
+    ax.plot([], [], "o", color="white", mec="black", ms=7, label=f"start (the task start, then {n - 1} random free cells)")
+    ax.plot([], [], "-", color="gray", lw=1.2, label="path through every env step, one colour per start")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=9)
     ax.set_title(f"skills sampled from the pre-trained prior ({skills} skills = {skills * agent.c.skill_horizon} steps each)")
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return float(np.mean(moved))
 

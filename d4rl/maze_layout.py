@@ -8,7 +8,11 @@ Conventions (inherited from d4rl's point maze):
 - Plots: the original draws a 40×40 layout image with extent (0, 40, 0, 40) and plots a state (x, y) at
   (40 − y, x). That image is off the physics by the 0.2-cell offset plus its own half-cell rounding, so here the
   same orientation is kept but the shift is made exact: (x, y) -> (40.3 − y, x − 0.3). The inner 40×40 cells then
-  fill exactly (0, 40, 0, 40) and trajectories never appear to cross walls.
+  fill exactly (0, 40, 0, 40), and a drawn position lies in a wall cell only where the agent really is inside a
+  wall box: the task's reset noise, (10, 24) + U(−2, 2)², starts about a quarter of the episodes there (as d4rl).
+  A sphere centre more than 0.2 (the box's half-height) inside a box gets its contact normal along z, which no joint
+  can move, and one near a face shared with the next wall box is pushed into that box; so the agent stays, and
+  moves, inside wall blocks (`envs.maze_vis` marks those stretches).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ class EnvSpec:
     preprocess: Callable[[Any], Any]  # (..., ob_dim) -> (..., ob_dim), for torch tensors and numpy arrays alike
     visualizer: Callable[[Path], Any] | None = None  # visualizer(out_dir) -> object with episode/replay/... methods
     generate_dataset: Callable[[str], Any] | None = None  # generate_dataset(path): writes the default dataset
+    default_data_path: str | None = None  # where that dataset lives unless configured otherwise (generated on first use)
     keep_obs_dims: int | None = None  # dims kept from the offline data's observations
 
 
@@ -38,7 +39,7 @@ def _maze_spec() -> EnvSpec:
 
         return generate_maze_dataset(path)
 
-    return EnvSpec("maze", 4, 2, make_maze_env, preprocess_maze_ob, MazeVisualizer, generate)
+    return EnvSpec("maze", 4, 2, make_maze_env, preprocess_maze_ob, MazeVisualizer, generate, "data/maze.gz")
 
 
 def _kitchen_spec() -> EnvSpec:
@@ -49,7 +50,8 @@ def _kitchen_spec() -> EnvSpec:
 
         return generate_kitchen_dataset(path)
 
-    return EnvSpec("kitchen", 30, 9, make_kitchen_env, preprocess_kitchen_ob, generate_dataset=generate)
+    return EnvSpec("kitchen", 30, 9, make_kitchen_env, preprocess_kitchen_ob, generate_dataset=generate,
+                   default_data_path="data/kitchen.gz")
 
 
 def _calvin_spec() -> EnvSpec:
@@ -61,7 +63,8 @@ def _calvin_spec() -> EnvSpec:
         return generate_calvin_dataset(path)
 
     # Datasets hold 39-d robot_obs + scene_obs; SkiMo keeps the first 21 (spec §5.1).
-    return EnvSpec("calvin", 21, 7, make_calvin_env, preprocess_calvin_ob, generate_dataset=generate, keep_obs_dims=21)
+    return EnvSpec("calvin", 21, 7, make_calvin_env, preprocess_calvin_ob, generate_dataset=generate, keep_obs_dims=21,
+                   default_data_path="data/calvin.gz")
 
 
 _REGISTRY: dict[str, Callable[[], EnvSpec]] = {"maze": _maze_spec, "kitchen": _kitchen_spec, "calvin": _calvin_spec}

@@ -44,6 +44,7 @@ class TrainerConfig:
     pretrain_log_every: int = 100
     pretrain_evaluate_every: int = 500
     pretrain_ckpt_every: int = 5000
+    progress_bar: bool | None = None  # None: a bar when stderr is an interactive terminal
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> "TrainerConfig":
@@ -60,6 +61,7 @@ class TrainerConfig:
             pretrain_log_every=int(get(r, "pretrain.log_every", 100)),
             pretrain_evaluate_every=int(get(r, "pretrain.evaluate_every", 500)),
             pretrain_ckpt_every=int(float(get(r, "pretrain.ckpt_every", 5000))),
+            progress_bar=None if get(cfg, "progress_bar", None) is None else bool(get(cfg, "progress_bar")),
         )
 
 

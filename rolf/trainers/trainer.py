@@ -15,6 +15,7 @@ from rolf.config import TrainerConfig
 from rolf.main import RunContext
 from rolf.utils.checkpoint import ckpt_name, latest_checkpoint, load_checkpoint, parse_step, save_checkpoint
 from rolf.utils.logger import Logger
+from rolf.utils.progress import Progress
 from rolf.utils.schedule import Every
 
 log = logging.getLogger("skimo")
@@ -38,6 +39,7 @@ class Trainer:
         self.ctx, self.tcfg, self.agent, self.runner, self.logger = ctx, tcfg, agent, runner, logger
         self.visualizer = visualizer
         self.init_ckpt_path = init_ckpt_path
+        self.step = 0  # the phase's current step (pre-training iterations or env steps), for interrupt messages
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, step: int) -> None:
@@ -61,16 +63,34 @@ class Trainer:
     # ---------------------------------------------------------------- RL loop
     def train(self) -> int:
         t = self.tcfg
-        step = self.resume()
+        step = self.step = self.resume()
         self.agent.set_step(step)
+        log.info("RL: %s env steps in all (from step %s), the first %s collecting without updates; updates every %s "
+                 "env steps, a log line every %s, evaluation every %s, checkpoint every %s", f"{t.max_global_step:,}",
+                 f"{step:,}", f"{t.warm_up_step:,}", f"{t.train_every:,}", f"{t.log_every:,}", f"{t.evaluate_every:,}",
+                 f"{t.ckpt_every:,}")
         gen = self.runner.run(every_steps=t.train_every, step=step)
         log_every, eval_every, ckpt_every = (Every(t.log_every, step), Every(t.evaluate_every, step),
                                              Every(t.ckpt_every, step))
-        while step < t.warm_up_step:  # collect only, no updates
-            hl, infos, n = next(gen)
-            self.agent.store_episode(hl)
-            step += n
-            self.agent.set_step(step)
+        with Progress("rl", t.max_global_step, step, bar=t.progress_bar) as progress:
+            while step < min(t.warm_up_step, t.max_global_step):  # collect only, no updates
+                hl, infos, n = next(gen)
+                self.agent.store_episode(hl)
+                step = self.step = step + n
+                self.agent.set_step(step)
+                progress.update(step)
+                if log_every(step):
+                    log.info("rl warm-up (collecting, no updates) %s", progress.status(step))
+            step = self._rl_updates(step, gen, progress, log_every, eval_every, ckpt_every)
+            log.info("rl finished: %s", progress.status(step))
+        if not (self.ctx.ckpt_dir / ckpt_name(self.ctx.env, step)).exists():  # the final step, unless just saved
+            self.save(step)
+        return step
+
+    def _rl_updates(self, step: int, gen, progress: Progress, log_every: Every, eval_every: Every, ckpt_every: Every
+                    ) -> int:
+        """The main loop after warm-up: collect a chunk, store it, update, log / evaluate / save on schedule."""
+        t = self.tcfg
         train_infos: dict[str, list] = defaultdict(list)
         ep_infos: list[dict] = []
         tic, tic_step = time.time(), step
@@ -80,12 +100,13 @@ class Trainer:
             for k, v in self.agent.update().items():
                 train_infos[k].append(v)
             ep_infos.extend(infos)
-            step += n
+            step = self.step = step + n
             self.agent.set_step(step)
+            progress.update(step)
             if log_every(step):
                 metrics = {k: torch.stack(v).float().mean() for k, v in train_infos.items()}
                 metrics["steps_per_sec"] = (step - tic_step) / max(time.time() - tic, 1e-9)
-                self.logger.log(step, "train_rl", metrics)
+                self.logger.log(step, "train_rl", metrics, head=progress.status(step))
                 if ep_infos:
                     self.logger.log(step, "train_ep", mean_infos(ep_infos))
                     self.logger.log(step, "train_ep_max", max_infos(ep_infos), console=False)
@@ -94,8 +115,6 @@ class Trainer:
                 self.evaluate(step)
             if ckpt_every(step):
                 self.save(step)
-        if not (self.ctx.ckpt_dir / ckpt_name(self.ctx.env, step)).exists():  # the final step, unless just saved
-            self.save(step)
         return step
 
     def evaluate(self, step: int) -> dict[str, float]:

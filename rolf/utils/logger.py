@@ -15,9 +15,13 @@ from typing import Any
 log = logging.getLogger("skimo")
 
 
+CONSOLE_FORMAT, CONSOLE_DATEFMT = "[%(asctime)s] %(message)s", "%H:%M:%S"  # as config/hydra/job_logging/console.yaml
+
+
 def setup_console_logging() -> None:
+    """Console logging for entry points that run without Hydra (Hydra configures it from job_logging)."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+        logging.basicConfig(level=logging.INFO, format=CONSOLE_FORMAT, datefmt=CONSOLE_DATEFMT)
 
 
 def _to_float(v: Any) -> float | None:
@@ -32,7 +36,6 @@ class Logger:
     def __init__(self, log_dir: str | Path, run_name: str, use_wandb: bool = False, config: dict | None = None,
                  wandb_project: str | None = None, wandb_entity: str | None = None, notes: str | None = None):
         self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.log_dir / "metrics.jsonl"
         self._wandb = None
         if use_wandb:
@@ -44,6 +47,7 @@ class Logger:
         except ImportError:
             log.warning("wandb=true but the wandb package is not installed (pip install wandb): logging locally only")
             return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             return wandb.init(project=project or "skimo", entity=entity, name=run_name, id=run_name.replace("/", "_"),
                               resume="allow", config=config, notes=notes, dir=str(self.log_dir),
@@ -53,7 +57,15 @@ class Logger:
                         str(e).splitlines()[0] if str(e) else type(e).__name__)
             return None
 
-    def log(self, step: int, prefix: str, metrics: dict[str, Any], console: bool = True) -> dict[str, float]:
+    def _append(self, row: dict[str, Any]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)  # made on the first row: a run that fails early leaves nothing
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    def log(self, step: int, prefix: str, metrics: dict[str, Any], console: bool = True, head: str | None = None
+            ) -> dict[str, float]:
+        """Appends one row to metrics.jsonl (and wandb); prints it unless console=False, after `head` if given
+        (e.g. the progress status) instead of 'step N'."""
         flat = {}
         for k, v in metrics.items():
             f = _to_float(v)
@@ -63,19 +75,17 @@ class Logger:
                 flat[f"{prefix}/{k}"] = str(f)
         if not flat:
             return {}
-        with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps({"step": int(step), **flat}) + "\n")
+        self._append({"step": int(step), **flat})
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in flat.items() if isinstance(v, float)}, step=int(step))
         if console:
             shown = ", ".join(f"{k.split('/', 1)[1]}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                               for k, v in list(flat.items())[:12])
-            log.info("%s step %d: %s", prefix, step, shown)
+            log.info("%s %s: %s", prefix, head or f"step {step}", shown)
         return flat
 
     def log_image(self, step: int, key: str, path: str | Path) -> None:
-        with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps({"step": int(step), key: str(path)}) + "\n")
+        self._append({"step": int(step), key: str(path)})
         if self._wandb is not None:
             import wandb
 
