@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import mujoco
 import numpy as np
+
+log = logging.getLogger("skimo")
+
+
+def _log_mujoco_warning(message: str) -> None:
+    log.warning("MuJoCo: %s", message.strip())
+
+
+# MuJoCo's default warning handler appends to MUJOCO_LOG.TXT in the working directory (the repo root, for a
+# user): warnings go to Python logging instead. Diverged states are detected and handled by the envs (`diverged`).
+mujoco.set_mju_user_warning(_log_mujoco_warning)
 
 # MuJoCo's warnings for a diverged simulation (it auto-resets mjData when they fire).
 BAD_STATE_WARNINGS = np.array([mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,

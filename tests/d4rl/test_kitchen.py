@@ -175,13 +175,17 @@ def test_seeding():
     np.testing.assert_array_equal([a.step(x)[0] for x in actions], [b.step(x)[0] for x in actions])
 
 
-def test_simulation_error_ends_episode_with_minus_100():
+def test_simulation_error_ends_episode_with_minus_100(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
     env = make_kitchen_env(seed=0)
     qvel = np.zeros(env.sim.model.nv)
     qvel[0] = np.nan
     env.sim.set_state(INIT_QPOS, qvel, env.np_random)
     obs, reward, terminated, _, info = env.step(np.zeros(9))
     assert reward == -100.0 and terminated and info["sim_error"] == 1.0 and np.isfinite(obs).all()
+    # MuJoCo's warning reaches the log, not a MUJOCO_LOG.TXT in the working directory
+    assert any("MuJoCo: Nan, Inf or huge value" in r.getMessage() for r in caplog.records)
+    assert not list(tmp_path.iterdir())
     obs, _ = env.reset()  # recovers
     assert env.step(np.zeros(9))[1] == 0.0
 
