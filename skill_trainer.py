@@ -17,13 +17,13 @@ from rolf.buffers import ReplayBufferEpisode
 from rolf.config import ConfigError, TrainerConfig, get
 from rolf.datasets.offline import load_trajectories, split_at_dones
 from rolf.main import RunContext
-from rolf.trainers.rollout import HierarchicalRolloutRunner
 from rolf.trainers.trainer import Trainer
 from rolf.utils.checkpoint import ckpt_name, latest_checkpoint, load_checkpoint
 from rolf.utils.logger import Logger
 from rolf.utils.progress import Progress
 from rolf.utils.schedule import Every
 from skimo_agent import build_agent
+from skimo_rollout import SkiMoRolloutRunner
 
 log = logging.getLogger("skimo")
 
@@ -60,7 +60,7 @@ class SkillTrainer(Trainer):
         c = agent.c
         env = self.spec.make(seed=ctx.seed, **self.env_kwargs)
         eval_env = self.spec.make(seed=ctx.seed + 10_000, **self.env_kwargs)
-        runner = HierarchicalRolloutRunner(env, eval_env, agent, c.skill_horizon, c.warm_up_step, c.reward_scale,
+        runner = SkiMoRolloutRunner(env, eval_env, agent, c.skill_horizon, c.warm_up_step, c.reward_scale,
                                            c.bootstrap_timeout, seed=ctx.seed)
         vis = self.spec.visualizer(ctx.log_dir / "vis") if self.spec.visualizer else None
         super().__init__(ctx, TrainerConfig.from_cfg(cfg), agent, runner, logger, vis, get(cfg, "init_ckpt_path", None))

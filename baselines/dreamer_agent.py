@@ -1,9 +1,8 @@
 """Dreamer, the flat model-based baseline (spec §3.3, hyperparameters §4.3).
 
 The world model, actor, critic, their optimisers and the three-stage update are `rolf.dreamer.DreamerCore`
-(shared with SPiRL+Dreamer); this module adds what the flat baseline needs around it: acting under the shared
-`HierarchicalRolloutRunner` with a skill horizon of 1 (`act_meta` chooses the env action, `act_skill` passes it
-through), the Dreamer replay convention, the update schedule and checkpoints.
+(shared with SPiRL+Dreamer); this module adds what the flat baseline needs around it: acting under rolf's
+`RolloutRunner` (`act_meta` chooses the env action every env step), the Dreamer replay convention, the update schedule and checkpoints.
 
 Replay convention (spec §3.1.5): a stored episode is a list of entries (o_t, a_{t−1}, r_{t−1}, done_t), the first
 one (o_0, 0, 0, False). The runner hands over per-decision transitions (o_t, a_t, r_t, o_{t+1}); `store_episode`
@@ -42,8 +41,6 @@ def build_dreamer(cfg: Any, spec, device: torch.device, rng: np.random.Generator
 class DreamerAgent:
     """Flat Dreamer: `DreamerCore` + Dreamer-convention episode buffer + acting with the posterior filter."""
 
-    skill_horizon = 1  # one env step per decision (flat)
-
     def __init__(self, c: DreamerConfig, rolf_cfg: Any, ob_dim: int, ac_dim: int, device: torch.device | str,
                  rng: np.random.Generator, preprocess: Preprocess | None = None):
         from rolf.buffers import ReplayBufferEpisode
@@ -74,9 +71,6 @@ class DreamerAgent:
             return self.rng.uniform(-1.0, 1.0, self.ac_dim).astype(np.float32), None
         action, memory = self.core.act(np.asarray(ob, np.float32)[None], memory, explore=is_train)
         return action[0].cpu().numpy(), memory
-
-    def act_skill(self, ob: np.ndarray, action: np.ndarray) -> np.ndarray:
-        return action
 
     # ------------------------------------------------------------------ replay
     def _flush(self) -> None:

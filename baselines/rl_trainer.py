@@ -12,7 +12,7 @@ import torch
 from envs import env_kwargs, get_env_spec
 from rolf.config import ConfigError, TrainerConfig, get
 from rolf.main import RunContext
-from rolf.trainers.rollout import HierarchicalRolloutRunner
+from rolf.trainers.rollout import RolloutRunner
 from rolf.trainers.trainer import Trainer
 from rolf.utils.logger import Logger
 from rolf.utils.precision import parse_precision
@@ -66,6 +66,18 @@ def build_method_agent(cfg: Any, device: torch.device | str = "cpu", seed: int =
     return AGENTS[name](cfg, spec or get_env_spec(cfg.env.id), torch.device(device), np.random.default_rng(seed))
 
 
+def make_runner(env, eval_env, agent, warm_up_step: int, reward_scale: float = 1.0, seed: int = 0) -> RolloutRunner:
+    """The SPiRL family acts in skills (`skill_horizon` env steps per decision): SkiMo's hierarchical runner. The
+    flat baselines (TD-MPC, Dreamer) decide every env step: rolf's runner."""
+    kwargs = {"warm_up_step": warm_up_step, "reward_scale": reward_scale, "seed": seed,
+              "bootstrap_timeout": bool(getattr(agent, "bootstrap_timeout", False))}
+    if hasattr(agent, "act_skill"):
+        from skimo_rollout import SkiMoRolloutRunner
+
+        return SkiMoRolloutRunner(env, eval_env, agent, agent.skill_horizon, **kwargs)
+    return RolloutRunner(env, eval_env, agent, **kwargs)
+
+
 class RLTrainer(Trainer):
     def __init__(self, cfg: Any, ctx: RunContext, logger: Logger):
         if ctx.phase != "rl":
@@ -76,9 +88,6 @@ class RLTrainer(Trainer):
         env = spec.make(seed=ctx.seed, **kwargs)
         eval_env = spec.make(seed=ctx.seed + 10_000, **kwargs)
         tcfg = TrainerConfig.from_cfg(cfg)
-        runner = HierarchicalRolloutRunner(env, eval_env, agent, agent.skill_horizon, tcfg.warm_up_step,
-                                           reward_scale=float(get(cfg.rolf, "reward_scale", 1.0)),
-                                           bootstrap_timeout=bool(getattr(agent, "bootstrap_timeout", False)),
-                                           seed=ctx.seed)
+        runner = make_runner(env, eval_env, agent, tcfg.warm_up_step, float(get(cfg.rolf, "reward_scale", 1.0)), ctx.seed)
         vis = spec.visualizer(ctx.log_dir / "vis") if spec.visualizer else None
         super().__init__(ctx, tcfg, agent, runner, logger, vis, get(cfg, "init_ckpt_path", None))

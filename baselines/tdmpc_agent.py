@@ -2,9 +2,8 @@
 
 Built from the same rolf parts as SkiMo: `LatentModel` (encoder, dynamics, reward, twin Q), `rollout_losses`
 (the multi-step consistency/reward/value loop), `CEMPlanner` (here in action space, every env step) and
-`ReplayBufferEpisode` (sequences of `horizon` transitions with one more observation). It runs under the shared
-`HierarchicalRolloutRunner` with a skill horizon of 1: `act_meta` chooses the env action, `act_skill` passes it
-through.
+`ReplayBufferEpisode` (sequences of `horizon` transitions with one more observation). It runs under rolf's
+`RolloutRunner`: `act_meta` chooses the env action every env step.
 """
 
 from __future__ import annotations
@@ -88,8 +87,6 @@ class FixedStdPolicy(nn.Module):
 class TDMPCAgent:
     """Flat TD-MPC: latent model + target, policy prior, planner, optimisers, replay buffer."""
 
-    skill_horizon = 1  # one env step per decision (flat)
-
     def __init__(self, c: TDMPCConfig, rolf_cfg: Any, ob_dim: int, ac_dim: int, device: torch.device,
                  rng: np.random.Generator, preprocess: Preprocess | None = None):
         from rolf.buffers import ReplayBufferEpisode
@@ -128,9 +125,6 @@ class TDMPCAgent:
         h = self.model.encode(self.preprocess(self._to_tensor(ob)[None]))  # (1, d_s)
         a, mean = self.planner.plan(self.model, self.actor, h, prev_mean, self.step, is_train)
         return a.cpu().numpy(), mean
-
-    def act_skill(self, ob: np.ndarray, action: np.ndarray) -> np.ndarray:
-        return action
 
     # ------------------------------------------------------------------ training
     def store_episode(self, rollout: dict[str, list]) -> None:

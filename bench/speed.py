@@ -169,7 +169,7 @@ def rl_loop_figures(env_steps: int, overrides: list[str]) -> dict[str, float]:
     from collections import defaultdict
 
     from envs import get_env_spec
-    from rolf.trainers.rollout import HierarchicalRolloutRunner
+    from skimo_rollout import SkiMoRolloutRunner
 
     torch.manual_seed(0)
     cfg = compose_config("skimo_maze", overrides)
@@ -189,7 +189,7 @@ def rl_loop_figures(env_steps: int, overrides: list[str]) -> dict[str, float]:
     agent.act_meta, agent.act_skill = timed("plan", agent.act_meta), timed("skill_act", agent.act_skill)
     agent.update, env.step = timed("update", agent.update), timed("env_step", env.step)
     episode = int(cfg.env.max_episode_steps)
-    runner = HierarchicalRolloutRunner(env, env, agent, int(cfg.rolf.skill_horizon), warm_up_step=episode)
+    runner = SkiMoRolloutRunner(env, env, agent, int(cfg.rolf.skill_horizon), warm_up_step=episode)
     every = int(cfg.rolf.train_every)
     gen = runner.run(every_steps=every)
     step = 0

@@ -1,9 +1,11 @@
-"""Hierarchical rollout runner (spec §2.2): one high-level decision per skill, the skill executed for up to
-`skill_horizon` env steps by the low-level skill policy. Shared by every skill-based method.
+"""The rollout runner every algorithm shares (spec §3.1.5): seeded resets, per-episode info, the chunked generator
+the RL loop consumes, evaluation episodes. Here one agent decision is one env step (TD-MPC, Dreamer); SkiMo's
+skill-level runner (`skimo_rollout.SkiMoRolloutRunner`, also used by the SPiRL family) executes each decision as a
+skill of `skill_horizon` env steps by overriding `_execute`.
 
 The agent protocol it needs:
-    act_meta(ob, memory, is_train, warm_up) -> (skill (d_z,), memory)   # memory = planner warm start, reset per episode
-    act_skill(ob, skill) -> action (d_a,)
+    act_meta(ob, memory, is_train, warm_up) -> (decision, memory)   # memory = e.g. the planner's warm start,
+                                                                    # None at an episode start
 """
 
 from __future__ import annotations
@@ -35,11 +37,10 @@ class VisitLog:
         return self.data[: self.size]
 
 
-class HierarchicalRolloutRunner:
-    def __init__(self, env, eval_env, agent, skill_horizon: int, warm_up_step: int, reward_scale: float = 1.0,
+class RolloutRunner:
+    def __init__(self, env, eval_env, agent, warm_up_step: int, reward_scale: float = 1.0,
                  bootstrap_timeout: bool = False, seed: int = 0):
         self.env, self.eval_env, self.agent = env, eval_env, agent
-        self.skill_horizon = skill_horizon
         self.warm_up_step = warm_up_step
         self.reward_scale = reward_scale
         self.bootstrap_timeout = bootstrap_timeout
@@ -60,25 +61,25 @@ class HierarchicalRolloutRunner:
         ob, _ = env.reset(seed=seed)
         return ob
 
-    def _execute_skill(self, env, ob: np.ndarray, skill: np.ndarray, ep: dict, record):
-        """Run one skill for up to H steps. Returns (ob, summed reward, terminated, truncated)."""
-        rew_sum, terminated, truncated = 0.0, False, False
-        for _ in range(self.skill_horizon):
-            action = self.agent.act_skill(ob, skill)
-            ob, rew, terminated, truncated, info = env.step(action)
-            rew_sum += float(rew)
-            ep["len"] += 1
-            for k, v in info.items():
-                if isinstance(v, (int, float, np.floating, np.integer, bool, np.bool_)):
-                    ep[k] = max(ep.get(k, float(v)), float(v))  # per-subtask flags: max over the episode
-            record(ob)
-            if terminated or truncated:
-                break
-        ep["rew"] += rew_sum
-        return ob, rew_sum, terminated, truncated
+    @staticmethod
+    def _env_step(env, action: np.ndarray, ep: dict, record) -> tuple[np.ndarray, float, bool, bool]:
+        """One env step with the episode bookkeeping: length, per-subtask flags (max over the episode), `record`."""
+        ob, rew, terminated, truncated, info = env.step(action)
+        ep["len"] += 1
+        for k, v in info.items():
+            if isinstance(v, (int, float, np.floating, np.integer, bool, np.bool_)):
+                ep[k] = max(ep.get(k, float(v)), float(v))
+        record(ob)
+        return ob, float(rew), terminated, truncated
+
+    def _execute(self, env, ob: np.ndarray, decision: np.ndarray, ep: dict, record):
+        """Carry out one decision: here one env step. Returns (ob, reward, terminated, truncated)."""
+        ob, rew, terminated, truncated = self._env_step(env, decision, ep, record)
+        ep["rew"] += rew
+        return ob, rew, terminated, truncated
 
     def run(self, every_steps: int, step: int = 0) -> Iterator[tuple[dict, list[dict], int]]:
-        """Endless generator of (hl_rollout, finished episode infos, env steps) chunks, yielded at the first skill
+        """Endless generator of (rollout, finished episode infos, env steps) chunks, yielded at the first decision
         boundary after every `every_steps` env steps (spec §2.2 d)."""
         env, agent = self.env, self.agent
         hl, infos, chunk_steps = _new_hl_rollout(), [], 0
@@ -88,11 +89,11 @@ class HierarchicalRolloutRunner:
             memory, done, ep = None, False, {"len": 0, "rew": 0.0}
             while not done:
                 warm = step < self.warm_up_step
-                skill, memory = agent.act_meta(ob, memory, is_train=True, warm_up=warm)
+                decision, memory = agent.act_meta(ob, memory, is_train=True, warm_up=warm)
                 start_len = ep["len"]
-                ob_next, rew, terminated, truncated = self._execute_skill(env, ob, skill, ep, self.visits.add)
+                ob_next, rew, terminated, truncated = self._execute(env, ob, decision, ep, self.visits.add)
                 done = terminated or truncated
-                for k, v in (("ob", ob), ("ob_next", ob_next), ("ac", skill), ("rew", rew * self.reward_scale),
+                for k, v in (("ob", ob), ("ob_next", ob_next), ("ac", decision), ("rew", rew * self.reward_scale),
                              ("done", float(terminated if self.bootstrap_timeout else done)), ("episode_end", done)):
                     hl[k].append(v)
                 ob = ob_next
@@ -112,7 +113,7 @@ class HierarchicalRolloutRunner:
         obs = [ob]
         memory, done, ep = None, False, {"len": 0, "rew": 0.0}
         while not done:
-            skill, memory = self.agent.act_meta(ob, memory, is_train=is_train)
-            ob, _, terminated, truncated = self._execute_skill(env, ob, skill, ep, obs.append)
+            decision, memory = self.agent.act_meta(ob, memory, is_train=is_train)
+            ob, _, terminated, truncated = self._execute(env, ob, decision, ep, obs.append)
             done = terminated or truncated
         return ep, np.asarray(obs)

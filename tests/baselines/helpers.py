@@ -26,13 +26,13 @@ def assert_resumes_identically(agent, other, ob, tmp_path) -> tuple:
 
 
 def make_runner(cfg, spec, agent, warm_up_step: int):
-    """The shared hierarchical runner on a training env (seed 0) and an evaluation env (seed 1) built from cfg.env."""
+    """The runner the RL trainer gives this agent, on a training env (seed 0) and an evaluation env (seed 1) built
+    from cfg.env."""
+    from baselines.rl_trainer import make_runner
     from envs import env_kwargs
-    from rolf.trainers.rollout import HierarchicalRolloutRunner
 
     kwargs = env_kwargs(cfg.env)
-    return HierarchicalRolloutRunner(spec.make(seed=0, **kwargs), spec.make(seed=1, **kwargs), agent,
-                                     agent.skill_horizon, warm_up_step=warm_up_step)
+    return make_runner(spec.make(seed=0, **kwargs), spec.make(seed=1, **kwargs), agent, warm_up_step=warm_up_step)
 
 
 def build_spirl_family(builder, config_name: str, env: str, prior: str, tiny: list[str], extra=(), seed: int = 0):
