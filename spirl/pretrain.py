@@ -40,6 +40,7 @@ from rolf.datasets.offline import CALVIN_KEEP_OBS_DIMS, ENV_DIMS, DatasetError
 from rolf.errors import UserError, exit_cli
 from rolf.utils.checkpoint import (CheckpointError, ckpt_name, latest_checkpoint, load_checkpoint, load_module_state,
                                    save_checkpoint)
+from rolf.utils.progress import Progress
 from spirl.model import ENV_PRIORS, SPiRLConfig, SPiRLModel
 
 log = logging.getLogger("skimo")
@@ -248,29 +249,31 @@ def pretrain(cfg: PretrainConfig, model_overrides: dict[str, Any] | None = None,
     model.train()
     infos: dict[str, list] = defaultdict(list)
     tic, tic_step, last_saved = time.time(), step, step if resume is not None else -1
-    while step < cfg.steps:
-        batch = to_batch(train_buf.sample(cfg.batch_size, h + 1), assemble, h, device)
-        total, info = model.loss(batch)
-        optim.zero_grad(set_to_none=True)
-        total.backward()
-        if step < cfg.init_grad_clip_steps:  # spirl: clip in the first steps "to avoid NaN gradients"
-            info["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.init_grad_clip).detach()
-        optim.step()
-        step += 1
-        for k, v in info.items():
-            infos[k].append(v)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            metrics = {k: torch.stack(v).mean() for k, v in infos.items()}
-            if not torch.isfinite(metrics["total"]):
-                raise PretrainError(f"non-finite training loss at step {step} (last checkpoint kept in {out / WEIGHTS_DIR})")
-            metrics["steps_per_sec"] = (step - tic_step) / max(time.time() - tic, 1e-9)
-            logger.log(step, "train", metrics)
-            infos, tic, tic_step = defaultdict(list), time.time(), step
-        if has_val and (step % cfg.eval_every == 0 or step == cfg.steps):
-            logger.log(step, "val", evaluate(model, val_buf, cfg.val_batches, cfg.batch_size, assemble, device))
-        if step % cfg.ckpt_every == 0:
-            _save(out, cfg.env, step, model, optim)
-            last_saved = step
+    with Progress("SPiRL prior pre-training", cfg.steps, step) as progress:
+        while step < cfg.steps:
+            batch = to_batch(train_buf.sample(cfg.batch_size, h + 1), assemble, h, device)
+            total, info = model.loss(batch)
+            optim.zero_grad(set_to_none=True)
+            total.backward()
+            if step < cfg.init_grad_clip_steps:  # spirl: clip in the first steps "to avoid NaN gradients"
+                info["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.init_grad_clip).detach()
+            optim.step()
+            step += 1
+            progress.update(step)
+            for k, v in info.items():
+                infos[k].append(v)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                metrics = {k: torch.stack(v).mean() for k, v in infos.items()}
+                if not torch.isfinite(metrics["total"]):
+                    raise PretrainError(f"non-finite training loss at step {step} (last checkpoint kept in {out / WEIGHTS_DIR})")
+                metrics["steps_per_sec"] = (step - tic_step) / max(time.time() - tic, 1e-9)
+                logger.log(step, "train", metrics, head=progress.status(step))
+                infos, tic, tic_step = defaultdict(list), time.time(), step
+            if has_val and (step % cfg.eval_every == 0 or step == cfg.steps):
+                logger.log(step, "val", evaluate(model, val_buf, cfg.val_batches, cfg.batch_size, assemble, device))
+            if step % cfg.ckpt_every == 0:
+                _save(out, cfg.env, step, model, optim)
+                last_saved = step
     if last_saved != step or latest_checkpoint(out / WEIGHTS_DIR) is None:
         _save(out, cfg.env, step, model, optim)
     return out / WEIGHTS_DIR / ckpt_name(cfg.env, step)
