@@ -20,7 +20,7 @@ from rolf.main import RunContext
 from rolf.trainers.trainer import Trainer
 from rolf.utils.checkpoint import ckpt_name, latest_checkpoint, load_checkpoint
 from rolf.utils.logger import Logger
-from rolf.utils.progress import Progress
+from rolf.utils.progress import Progress, every
 from rolf.utils.schedule import Every
 from skimo_agent import build_agent
 from skimo_rollout import SkiMoRolloutRunner
@@ -139,11 +139,10 @@ class SkillTrainer(Trainer):
         seq_len = c.n_skill * c.skill_horizon + 1
         step = self.step = self.resume()
         log.info("pre-training on %d train / %d validation episodes (%s / %s env steps): %s steps in all (from %s), "
-                 "each %d updates on %d sequences of %d env steps; a log line every %s steps, evaluation every %s, "
-                 "checkpoint every %s", len(train_buf), len(val_buf), f"{train_buf.num_transitions:,}",
-                 f"{val_buf.num_transitions:,}", f"{t.pretrain_max_global_step:,}", f"{step:,}", c.pretrain_train_iter,
-                 c.pretrain_batch_size, seq_len, f"{t.pretrain_log_every:,}", f"{t.pretrain_evaluate_every:,}",
-                 f"{t.pretrain_ckpt_every:,}")
+                 "each %d updates on %d sequences of %d env steps; log lines %s, evaluation %s, checkpoints %s",
+                 len(train_buf), len(val_buf), f"{train_buf.num_transitions:,}", f"{val_buf.num_transitions:,}",
+                 f"{t.pretrain_max_global_step:,}", f"{step:,}", c.pretrain_train_iter, c.pretrain_batch_size, seq_len,
+                 every(t.pretrain_log_every), every(t.pretrain_evaluate_every), every(t.pretrain_ckpt_every))
         log_every, eval_every, ckpt_every = (Every(t.pretrain_log_every, step), Every(t.pretrain_evaluate_every, step),
                                              Every(t.pretrain_ckpt_every, step))
         infos: dict[str, list] = defaultdict(list)

@@ -15,7 +15,7 @@ from rolf.config import TrainerConfig
 from rolf.main import RunContext
 from rolf.utils.checkpoint import ckpt_name, latest_checkpoint, load_checkpoint, parse_step, save_checkpoint
 from rolf.utils.logger import Logger
-from rolf.utils.progress import Progress
+from rolf.utils.progress import Progress, every
 from rolf.utils.schedule import Every
 
 log = logging.getLogger("skimo")
@@ -65,10 +65,10 @@ class Trainer:
         t = self.tcfg
         step = self.step = self.resume()
         self.agent.set_step(step)
-        log.info("RL: %s env steps in all (from step %s), the first %s collecting without updates; updates every %s "
-                 "env steps, a log line every %s, evaluation every %s, checkpoint every %s", f"{t.max_global_step:,}",
-                 f"{step:,}", f"{t.warm_up_step:,}", f"{t.train_every:,}", f"{t.log_every:,}", f"{t.evaluate_every:,}",
-                 f"{t.ckpt_every:,}")
+        log.info("RL: %s env steps in all (from step %s), the first %s collecting without updates; updates %s env "
+                 "steps, log lines %s, evaluation %s, checkpoints %s", f"{t.max_global_step:,}", f"{step:,}",
+                 f"{t.warm_up_step:,}", every(t.train_every), every(t.log_every), every(t.evaluate_every),
+                 every(t.ckpt_every))
         gen = self.runner.run(every_steps=t.train_every, step=step)
         log_every, eval_every, ckpt_every = (Every(t.log_every, step), Every(t.evaluate_every, step),
                                              Every(t.ckpt_every, step))

@@ -33,6 +33,11 @@ def format_duration(seconds: float) -> str:
     return f"{days} d {h}:{m:02d}:{s:02d}" if days else f"{h}:{m:02d}:{s:02d}"
 
 
+def every(n: int) -> str:
+    """A cadence for the plan lines: 5000 -> 'every 5,000'; 0 -> 'off'."""
+    return f"every {n:,}" if n > 0 else "off"
+
+
 def show_bar(setting: bool | None) -> bool:
     """`progress_bar`: true/false force it; null shows the bar only when stderr is an interactive terminal."""
     return bool(sys.stderr.isatty()) if setting is None else bool(setting)
@@ -61,7 +66,7 @@ class Progress:
             from tqdm.contrib.logging import logging_redirect_tqdm
 
             self.bar = self._stack.enter_context(tqdm(total=self.total, initial=self.start, desc=self.phase,
-                                                      unit=self.unit, unit_scale=True, dynamic_ncols=True,
+                                                      unit=self.unit, unit_scale=self.total >= 10_000, dynamic_ncols=True,
                                                       smoothing=0.05, file=sys.stderr))
             self._stack.enter_context(logging_redirect_tqdm())  # log lines print above the bar, not through it
         return self
@@ -86,5 +91,6 @@ class Progress:
         left = max(self.total - step, 0)
         eta = left / rate if rate > 0 else float("inf")
         pct = 100.0 * step / self.total if self.total else 100.0
-        return (f"{step:,}/{self.total:,} {self.unit}s ({pct:.1f} %) | {rate:.3g} {self.unit}s/s | "
+        shown_rate = f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+        return (f"{step:,}/{self.total:,} {self.unit}s ({pct:.1f} %) | {shown_rate} {self.unit}s/s | "
                 f"elapsed {format_duration(now - self.t0)} | ETA {format_duration(eta) if left else '0:00:00'}")
