@@ -48,8 +48,11 @@ extras="test"
 [ "$dev" = 1 ] && extras="test,dev"
 "$PYTHON" -m pip install "${constraints[@]}" -e ".[${extras}]"
 "$PYTHON" - <<'PY'
-import gymnasium, gymnasium_robotics, hydra, mujoco, pybullet, pytest, torch
-print(f"skimo ready: torch {torch.__version__} (cuda available: {torch.cuda.is_available()}), mujoco {mujoco.__version__}, "
-      f"gymnasium {gymnasium.__version__}, gymnasium-robotics {gymnasium_robotics.__version__}, "
-      f"pybullet API {pybullet.getAPIVersion()}, hydra {hydra.__version__}, pytest {pytest.__version__}")
+from importlib.metadata import version
+
+import torch
+
+libs = ", ".join(f"{name} {version(name)}" for name in ("mujoco", "gymnasium", "gymnasium-robotics", "pybullet",
+                                                       "hydra-core", "pytest"))
+print(f"skimo ready: torch {torch.__version__} (cuda available: {torch.cuda.is_available()}), {libs}")
 PY
