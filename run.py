@@ -101,13 +101,14 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def as_user_error(e: Exception) -> Exception:
-    """A ValueError/TypeError quoting a value typed on the command line (`rolf.pretrain.batch_size=abc` ->
+    """A failed int()/float() conversion of a value typed on the command line (`rolf.pretrain.batch_size=abc` ->
     "invalid literal for int() ...: 'abc'") is a wrongly typed override, not a bug: a ConfigError naming it."""
     from hydra.core.hydra_config import HydraConfig
 
     from rolf.config import ConfigError
 
-    if isinstance(e, UserError) or not isinstance(e, (ValueError, TypeError)) or not HydraConfig.initialized():
+    conversion = isinstance(e, ValueError) and str(e).startswith(("invalid literal for int()", "could not convert string"))
+    if not conversion or not HydraConfig.initialized():
         return e
     for override in HydraConfig.get().overrides.task:
         key, _, value = override.lstrip("+~").partition("=")
