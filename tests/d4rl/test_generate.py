@@ -108,3 +108,13 @@ def test_cli(tmp_path, capsys):
     assert out.is_file() and len(_load(out)) == 2
     line = capsys.readouterr().out.strip()
     assert "2 trajectories" in line and "steps/s" in line and "\n" not in line
+
+
+def test_generator_workers_leave_ctrl_c_to_the_parent():
+    """Ctrl-C reaches every process of the group: the workers ignore it, so only the parent answers (one line,
+    tests/test_run_cli.py), not each worker with a traceback of its own."""
+    import signal
+
+    from d4rl.generate import _results
+
+    assert list(_results(signal.getsignal, [signal.SIGINT] * 2, workers=2)) == [signal.SIG_IGN] * 2
