@@ -14,7 +14,7 @@ import torch
 
 from envs import env_kwargs, get_env_spec
 from rolf.buffers import ReplayBufferEpisode
-from rolf.config import ConfigError, TrainerConfig, get
+from rolf.config import ConfigError, TrainerConfig, get, get_optional_bool
 from rolf.datasets.offline import load_trajectories, split_at_dones
 from rolf.main import RunContext
 from rolf.trainers.trainer import Trainer
@@ -61,14 +61,13 @@ class SkillTrainer(Trainer):
         env = self.spec.make(seed=ctx.seed, **self.env_kwargs)
         eval_env = self.spec.make(seed=ctx.seed + 10_000, **self.env_kwargs)
         runner = SkiMoRolloutRunner(env, eval_env, agent, c.skill_horizon, c.warm_up_step, c.reward_scale,
-                                           c.bootstrap_timeout, seed=ctx.seed)
+                                    c.bootstrap_timeout, seed=ctx.seed)
         vis = self.spec.visualizer(ctx.log_dir / "vis") if self.spec.visualizer else None
         super().__init__(ctx, TrainerConfig.from_cfg(cfg), agent, runner, logger, vis, get(cfg, "init_ckpt_path", None))
         self.c = c
         self.rng = rng
         self.data_path = get(r, "pretrain.data_path", None)
-        generate = get(r, "pretrain.generate_data", None)
-        self.generate_data = None if generate is None else bool(generate)
+        self.generate_data = get_optional_bool(r, "pretrain.generate_data")
         self.split = float(get(r, "pretrain.split.train", 0.99))
         self.eval_updates_model = bool(get(r, "pretrain.eval_updates_model", False))
         self.pretrain_ckpt_path = get(r, "pretrain_ckpt_path", None)
@@ -79,8 +78,8 @@ class SkillTrainer(Trainer):
         if self.ctx.phase == "pretrain":
             self._dataset_to_generate()
         elif self.ctx.phase == "rl":
-            if latest_checkpoint(self.ctx.ckpt_dir) is not None or self.init_ckpt_path:
-                return  # resuming an RL run: its own checkpoint holds everything
+            if self._resuming_rl():
+                return
             if not self.pretrain_ckpt_path:
                 raise ConfigError("rolf.phase=rl needs rolf.pretrain_ckpt_path=<pre-training checkpoint> (the original "
                                   "silently started from random weights here, spec §2.1)")
@@ -95,9 +94,14 @@ class SkillTrainer(Trainer):
         self._load_pretrained()
         return super().train()
 
+    def _resuming_rl(self) -> bool:
+        """An RL run with a checkpoint of its own (or init_ckpt_path) resumes from it: the pre-trained checkpoint is
+        neither needed nor loaded."""
+        return latest_checkpoint(self.ctx.ckpt_dir) is not None or bool(self.init_ckpt_path)
+
     def _load_pretrained(self) -> None:
-        if latest_checkpoint(self.ctx.ckpt_dir) is not None or self.init_ckpt_path:
-            return  # resuming an RL run: its own checkpoint holds everything (loaded in resume())
+        if self._resuming_rl():
+            return  # everything is loaded in resume()
         ckpt = load_checkpoint(self.pretrain_ckpt_path, map_location=self.ctx.device)
         self.agent.load_pretrained(ckpt["agent"], source=str(self.pretrain_ckpt_path))
         log.info("loaded pre-trained skills, prior and skill dynamics from %s", self.pretrain_ckpt_path)
@@ -127,7 +131,7 @@ class SkillTrainer(Trainer):
     def _ensure_dataset(self) -> str:
         path = Path(self.data_path)
         if self._dataset_to_generate():
-            log.info("%s not found: generating the default %s dataset with the project's seeded generator", path, self.ctx.env)
+            log.info("%s not found: generating the %s dataset with the project's seeded generator", path, self.ctx.env)
             stats = self.spec.generate_dataset(str(path))
             log.info("wrote %s: %s", path, ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                                      for k, v in (stats or {}).items()))

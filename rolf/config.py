@@ -14,6 +14,12 @@ class ConfigError(UserError, ValueError):
     pass
 
 
+def get_optional_bool(cfg: Any, key: str) -> bool | None:
+    """A tri-state switch: null (missing too) -> None ("decide automatically"), else the key as a bool."""
+    value = get(cfg, key, None)
+    return None if value is None else bool(value)
+
+
 def get(cfg: Any, key: str, default: Any = ...) -> Any:
     """Read a dotted key from an OmegaConf node / dict; a missing required key raises naming the key."""
     node = cfg
@@ -61,7 +67,7 @@ class TrainerConfig:
             pretrain_log_every=int(get(r, "pretrain.log_every", 100)),
             pretrain_evaluate_every=int(get(r, "pretrain.evaluate_every", 500)),
             pretrain_ckpt_every=int(float(get(r, "pretrain.ckpt_every", 5000))),
-            progress_bar=None if get(cfg, "progress_bar", None) is None else bool(get(cfg, "progress_bar")),
+            progress_bar=get_optional_bool(cfg, "progress_bar"),
         )
 
 
