@@ -2,7 +2,8 @@
 dicts with `obs` (T, d_o'), `actions` (T, d_a) and `dones` (T,) (float or bool).
 
 Every item is validated; any problem raises `DatasetError` with one line naming the file, the item and the
-field, e.g. `data/maze.gz: item 3: 'obs' has shape (120, 5), expected (T, 4)`.
+field, e.g. `data/maze.gz: item 3: 'obs' has shape (120, 5), expected (T, 4)`. The pickle is read with an
+allow-list of globals (`rolf.utils.safe_pickle`): a crafted file is refused before it can run code.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rolf.errors import UserError
+from rolf.utils.safe_pickle import ForbiddenGlobal, safe_load
 
 KEYS = ("obs", "actions", "dones")
 # Per-env (obs dim stored in the file, action dim). CALVIN files hold 39-d observations; SkiMo keeps the first 21.
@@ -41,7 +43,9 @@ def _read_pickle(path: Path) -> Any:
         raise DatasetError(f"{path}: not a gzip file (expected a gzip-compressed pickle, first bytes {magic!r})")
     try:
         with gzip.open(path, "rb") as f:
-            return pickle.load(f)
+            return safe_load(f, str(path))  # globals from an allow-list only: a crafted file cannot run code
+    except ForbiddenGlobal as e:
+        raise DatasetError(str(e)) from None
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
         raise DatasetError(f"{path}: corrupt or truncated gzip file ({type(e).__name__}: {e})") from None
     except (pickle.UnpicklingError, AttributeError, ImportError, IndexError, TypeError, ValueError) as e:
@@ -51,7 +55,7 @@ def _read_pickle(path: Path) -> Any:
 def _array(where: str, key: str, value: Any, ndim: int, allow_bool: bool = False) -> np.ndarray:
     try:
         arr = np.asarray(value)
-    except Exception as e:  # ragged lists etc.
+    except Exception as e:  # noqa: BLE001 - ragged lists etc.: whatever asarray raises on file content is a data error
         raise DatasetError(f"{where}: {key!r} is not an array ({type(e).__name__})") from None
     kinds = "fiub" if allow_bool else "fiu"
     if arr.dtype.kind not in kinds:
