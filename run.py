@@ -47,36 +47,68 @@ def get_trainer_class(name: str):
 
 def main(cfg: DictConfig) -> None:
     from rolf.main import record_run, setup_run
+    from rolf.run_dir import RunLock
     from rolf.utils.perf import tune_malloc
+    from rolf.utils.signals import STOPS
 
     tune_malloc()
     trainer_cls = get_trainer_class(cfg.rolf.name)
     ctx, logger = setup_run(cfg)
-    logging.getLogger("skimo").info("run %s on %s, logging to %s", ctx.run_name, ctx.device, ctx.log_dir)
+    log = logging.getLogger("skimo")
+    log.info("run %s on %s, logging to %s", ctx.run_name, ctx.device, ctx.log_dir)
     trainer = None
-    try:
-        trainer = trainer_cls(cfg, ctx, logger)  # checks the config's paths: bad input fails before anything is written
-        record_run(ctx, cfg)
-        if ctx.is_train:
-            trainer.train()
-        else:
-            trainer.resume()
-            trainer.evaluate(0)
-    except KeyboardInterrupt:
-        raise RunInterrupted(interrupt_message(ctx, trainer)) from None
-    finally:
-        logger.close()
+    lock = RunLock(ctx.log_dir)
+    with STOPS.installed():
+        try:
+            if ctx.is_train and nothing_to_do(cfg, ctx):
+                return
+            trainer = trainer_cls(cfg, ctx, logger)  # checks the config's paths: bad input fails before anything is written
+            if ctx.is_train:
+                lock.acquire()
+                record_run(ctx, cfg)
+                trainer.train()
+            else:
+                trainer.evaluate(trainer.resume(truncate=False))
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt as e:  # a stop signal before or after the training loop
+            raise RunInterrupted(interrupt_message(ctx, trainer, e), exit_code=128 + getattr(e, "signum", 2)) from None
+        finally:
+            lock.release()
+            logger.close()
 
 
-def interrupt_message(ctx, trainer) -> str:
-    """Where a Ctrl-C left the run, in one line."""
+def nothing_to_do(cfg: DictConfig, ctx) -> bool:
+    """Checks the run directory before a training start: a run recorded with another config is refused (one line,
+    rolf.run_dir); a run whose checkpoint has reached the budget says so and does nothing."""
+    from omegaconf import OmegaConf
+
+    from rolf.config import TrainerConfig
+    from rolf.run_dir import check_identity, finished_step
+
+    check_identity(ctx.log_dir, ctx.ckpt_dir, OmegaConf.to_container(cfg, resolve=True), str(cfg.get("resume", "auto")))
+    t = TrainerConfig.from_cfg(cfg)
+    budget, key = ((t.pretrain_max_global_step, "rolf.pretrain.max_global_step") if ctx.phase == "pretrain"
+                   else (t.max_global_step, "rolf.max_global_step"))
+    done = finished_step(ctx.ckpt_dir, cfg.get("init_ckpt_path"), budget)
+    if done is None:
+        return False
+    logging.getLogger("skimo").info("%s: nothing to do, its checkpoint is at step %s and %s=%s (raise it to train on)",
+                                    ctx.run_name, f"{done:,}", key, f"{budget:,}")
+    return True
+
+
+def interrupt_message(ctx, trainer, error: KeyboardInterrupt) -> str:
+    """Where a stop signal outside the training loop left the run, in one line."""
     from rolf.utils.checkpoint import latest_checkpoint
+    from rolf.utils.signals import signal_label
 
+    label = signal_label(error.signum) if hasattr(error, "signum") else "Ctrl-C"
     phase = {"pretrain": "pre-training", "rl": "RL"}.get(ctx.phase, ctx.phase)
     where = f" at {phase} step {trainer.step:,}" if trainer is not None and trainer.step else ""
     newest = latest_checkpoint(ctx.ckpt_dir)
-    saved = f"newest checkpoint {newest} (the same command resumes from it)" if newest else "no checkpoint saved yet"
-    return f"interrupted (Ctrl-C){where} of {ctx.run_name}; {saved}"
+    saved = (f"newest checkpoint {newest}; resume with: {ctx.command}" if newest else "no checkpoint saved yet")
+    return f"interrupted ({label}){where} of {ctx.run_name}; {saved}"
 
 
 FAILED_JOBS: list[str] = []  # one line per job of this process that stopped on a user error
@@ -142,7 +174,7 @@ def cli() -> int:
         if debug:
             raise
         print(str(e) if isinstance(e, RunInterrupted) else "interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
+        return getattr(e, "exit_code", 130)
     except user_error_types() as e:
         if debug:
             raise

@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from envs import env_kwargs, get_env_spec
 from rolf.buffers import ReplayBufferEpisode
 from rolf.config import ConfigError, TrainerConfig, get, get_optional_bool
 from rolf.datasets.offline import load_trajectories, split_at_dones
 from rolf.main import RunContext
+from rolf.trainers.rollout import VISIT_CAPACITY
 from rolf.trainers.trainer import Trainer
-from rolf.utils.checkpoint import ckpt_name, latest_checkpoint, load_checkpoint
+from rolf.utils.checkpoint import latest_checkpoint, load_checkpoint
 from rolf.utils.logger import Logger
 from rolf.utils.progress import Progress, every
-from rolf.utils.schedule import Every
+from rolf.utils.signals import STOPS
 from skimo_agent import build_agent
 from skimo_rollout import SkiMoRolloutRunner
 
@@ -60,10 +59,11 @@ class SkillTrainer(Trainer):
         c = agent.c
         env = self.spec.make(seed=ctx.seed, **self.env_kwargs)
         eval_env = self.spec.make(seed=ctx.seed + 10_000, **self.env_kwargs)
-        runner = SkiMoRolloutRunner(env, eval_env, agent, c.skill_horizon, c.warm_up_step, c.reward_scale,
-                                    c.bootstrap_timeout, seed=ctx.seed)
         vis = self.spec.visualizer(ctx.log_dir / "vis") if self.spec.visualizer else None
-        super().__init__(ctx, TrainerConfig.from_cfg(cfg), agent, runner, logger, vis, get(cfg, "init_ckpt_path", None))
+        runner = SkiMoRolloutRunner(env, eval_env, agent, c.skill_horizon, c.warm_up_step, c.reward_scale,
+                                    c.bootstrap_timeout, seed=ctx.seed, visit_capacity=VISIT_CAPACITY if vis else 0)
+        super().__init__(ctx, TrainerConfig.from_cfg(cfg), agent, runner, logger, vis, get(cfg, "init_ckpt_path", None),
+                         rng=rng)
         self.c = c
         self.rng = rng
         self.data_path = get(r, "pretrain.data_path", None)
@@ -143,33 +143,35 @@ class SkillTrainer(Trainer):
         seq_len = c.n_skill * c.skill_horizon + 1
         step = self.step = self.resume()
         log.info("pre-training on %d train / %d validation episodes (%s / %s env steps): %s steps in all (from %s), "
-                 "each %d updates on %d sequences of %d env steps; log lines %s, evaluation %s, checkpoints %s",
-                 len(train_buf), len(val_buf), f"{train_buf.num_transitions:,}", f"{val_buf.num_transitions:,}",
-                 f"{t.pretrain_max_global_step:,}", f"{step:,}", c.pretrain_train_iter, c.pretrain_batch_size, seq_len,
-                 every(t.pretrain_log_every), every(t.pretrain_evaluate_every), every(t.pretrain_ckpt_every))
-        log_every, eval_every, ckpt_every = (Every(t.pretrain_log_every, step), Every(t.pretrain_evaluate_every, step),
-                                             Every(t.pretrain_ckpt_every, step))
-        infos: dict[str, list] = defaultdict(list)
+                 "each %d updates on %d sequences of %d env steps; log lines %s, evaluation %s, checkpoints %s and "
+                 "every %s min", len(train_buf), len(val_buf), f"{train_buf.num_transitions:,}",
+                 f"{val_buf.num_transitions:,}", f"{t.pretrain_max_global_step:,}", f"{step:,}", c.pretrain_train_iter,
+                 c.pretrain_batch_size, seq_len, every(t.pretrain_log_every), every(t.pretrain_evaluate_every),
+                 every(t.pretrain_ckpt_every), t.ckpt_every_minutes or "-")
+        loop = self.new_loop({"log": t.pretrain_log_every, "eval": t.pretrain_evaluate_every,
+                              "ckpt": t.pretrain_ckpt_every}, step)
         tic, tic_step = time.time(), step
-        with Progress("pre-training", t.pretrain_max_global_step, step, bar=t.progress_bar) as progress:
+        with Progress("pre-training", t.pretrain_max_global_step, step, bar=t.progress_bar) as progress, \
+                STOPS.deferred():
             while step < t.pretrain_max_global_step:
-                for _ in range(c.pretrain_train_iter):
-                    for k, v in agent.pretrain_step(train_buf.sample(c.pretrain_batch_size, seq_len)).items():
-                        infos[k].append(v)
+                for i in range(c.pretrain_train_iter):
+                    info = agent.pretrain_step(train_buf.sample(c.pretrain_batch_size, seq_len))
+                    self.check_finite(info, step + 1, f"pre-training update {i + 1} of {c.pretrain_train_iter}")
+                    loop.add(info)
                 step = self.step = step + 1
                 progress.update(step)
-                if log_every(step):
-                    metrics = {k: torch.stack(v).mean() for k, v in infos.items()}
+                if loop["log"](step):
+                    metrics = loop.take_means()
                     metrics["steps_per_sec"] = (step - tic_step) / max(time.time() - tic, 1e-9)
                     self.logger.log(step, "pretrain", metrics, head=progress.status(step))
-                    infos, tic, tic_step = defaultdict(list), time.time(), step
-                if eval_every(step):
+                    tic, tic_step = time.time(), step
+                if loop["eval"](step):
                     self.pretrain_evaluate(step, val_buf, seq_len)
-                if ckpt_every(step):
+                if loop["ckpt"](step):
                     self.save(step)
+                self.safe_point(step)
             log.info("pre-training finished: %s", progress.status(step))
-        if not (self.ctx.ckpt_dir / ckpt_name(self.ctx.env, step)).exists():  # the final step, unless just saved
-            self.save(step)
+        self.finish(step)
         return step
 
     def pretrain_evaluate(self, step: int, val_buf: ReplayBufferEpisode, seq_len: int) -> None:
@@ -182,6 +184,7 @@ class SkillTrainer(Trainer):
                 info = self.agent.pretrain_step(batch, update_target=False)
             else:
                 info = self.agent.pretrain_eval_losses(batch)
+            self.check_finite(info, step, "the validation losses")
             self.logger.log(step, "pretrain_eval", info)
             if self.visualizer is not None:
                 windows = {k: v[:8] for k, v in batch.items()}

@@ -499,10 +499,10 @@ class SkiMoAgent:
                "ob_norm": ob_norm}
         for name, o in self.optims.items():
             out[f"{name}_optim"] = o.state_dict()
+        out["counters"] = {"update_iter": self._update_iter, "warm_up_done": self._warm_up_done}
         if self.phase == "rl":
             out["skill_prior"] = self.skill_prior.state_dict()
             out["log_alpha"] = self.log_alpha.detach().cpu()
-            out["counters"] = {"update_iter": self._update_iter, "warm_up_done": self._warm_up_done}
             out["hl_buffer"] = self.hl_buffer.state_dict()
         return out
 
@@ -528,12 +528,13 @@ class SkiMoAgent:
         for name, o in self.optims.items():
             if f"{name}_optim" in state:
                 o.load_state_dict(state[f"{name}_optim"])
+        if "counters" in state:  # pre-training checkpoints of earlier versions have none
+            self._update_iter = int(state["counters"]["update_iter"])
+            self._warm_up_done = bool(state["counters"]["warm_up_done"])
         if self.phase == "rl":
             self.skill_prior.load_state_dict(state["skill_prior"])
             with torch.no_grad():
                 self.log_alpha.copy_(state["log_alpha"])
-            self._update_iter = int(state["counters"]["update_iter"])
-            self._warm_up_done = bool(state["counters"]["warm_up_done"])
             self.hl_buffer.load_state_dict(state["hl_buffer"])
 
 

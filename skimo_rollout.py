@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from rolf.trainers.rollout import RolloutRunner
+from rolf.trainers.rollout import VISIT_CAPACITY, RolloutRunner
 
 
 class SkiMoRolloutRunner(RolloutRunner):
     def __init__(self, env, eval_env, agent, skill_horizon: int, warm_up_step: int, reward_scale: float = 1.0,
-                 bootstrap_timeout: bool = False, seed: int = 0):
-        super().__init__(env, eval_env, agent, warm_up_step, reward_scale, bootstrap_timeout, seed)
+                 bootstrap_timeout: bool = False, seed: int = 0, visit_capacity: int = VISIT_CAPACITY):
+        super().__init__(env, eval_env, agent, warm_up_step, reward_scale, bootstrap_timeout, seed, visit_capacity)
         self.skill_horizon = skill_horizon
 
     def _execute(self, env, ob: np.ndarray, skill: np.ndarray, ep: dict, record):

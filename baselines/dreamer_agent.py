@@ -148,7 +148,7 @@ class DreamerAgent:
                 "critic": self.core.critic.state_dict(), **self.core.optim_state_dict(),
                 "buffer": self.buffer.state_dict(),
                 "open_episode": {k: [torch.as_tensor(np.asarray(x, np.float32)) for x in v]
-                                 for k, v in self._open.items()}}
+                                 for k, v in self._open.items()}, "new_episode": self._new_episode}
 
     def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
         for name in ("model", "actor", "critic"):
@@ -156,4 +156,10 @@ class DreamerAgent:
         self.core.load_optim_state_dict(state)
         self.buffer.load_state_dict(state["buffer"])
         self._open = {k: [np.asarray(x) for x in state.get("open_episode", {}).get(k, [])] for k in _KEYS}
-        self._new_episode = True  # the runner starts a fresh episode after a resume; an open one is stored cut
+        # The runner continues the episode in progress after a resume (checkpoints of earlier versions: it restarted
+        # the episode, and an open one is stored cut).
+        self._new_episode = bool(state.get("new_episode", True))
+
+    def episode_cut(self) -> None:
+        """The runner could not continue the episode in progress: store its open part cut, start afresh."""
+        self._new_episode = True

@@ -192,18 +192,25 @@ class SPiRLTDMPCAgent(TDMPCAgent):
 
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "spirl_model": self.skills.model.state_dict()}
+        return {**super().state_dict(), "spirl_model": self.skills.model.state_dict(),
+                "episode_start": self._episode_start}
 
     def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
-        """The runner starts a fresh episode after a resume: an episode left open in the buffer is stored cut."""
+        """The runner continues the episode in progress after a resume, so the buffer's open episode continues
+        too. Checkpoints of earlier versions (no `episode_start`) were resumed with a fresh episode: their open
+        episode is stored cut."""
         buf = dict(state["buffer"])
         open_ep = buf.get("scratch", {})
-        if open_ep and len(open_ep.get("ac", [])):
+        if "episode_start" not in state and open_ep and len(open_ep.get("ac", [])):
             buf["episodes"] = [*buf["episodes"], {k: torch.stack([torch.as_tensor(x) for x in v])
                                                   for k, v in open_ep.items()}]
             buf["scratch"] = {k: [] for k in open_ep}
         super().load_state_dict({**state, "buffer": buf}, source)
         load_module_state(self.skills.model, state["spirl_model"], "spirl_model", source)  # the prior the run used
+        self._episode_start = bool(state.get("episode_start", True))
+
+    def episode_cut(self) -> None:
+        """The runner could not continue the episode in progress (its open entries were dropped): start afresh."""
         self._episode_start = True
 
 

@@ -51,6 +51,7 @@ class TrainerConfig:
     pretrain_evaluate_every: int = 500
     pretrain_ckpt_every: int = 5000
     progress_bar: bool | None = None  # None: a bar when stderr is an interactive terminal
+    ckpt_every_minutes: float = 20.0  # a checkpoint at least this often in wall-clock time (0: off)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> "TrainerConfig":
@@ -68,6 +69,7 @@ class TrainerConfig:
             pretrain_evaluate_every=int(get(r, "pretrain.evaluate_every", 500)),
             pretrain_ckpt_every=int(float(get(r, "pretrain.ckpt_every", 5000))),
             progress_bar=get_optional_bool(cfg, "progress_bar"),
+            ckpt_every_minutes=float(get(cfg, "ckpt_every_minutes", 20.0) or 0.0),
         )
 
 

@@ -13,7 +13,12 @@ class UserError(Exception):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a run; the message says where the run stopped and how to resume it."""
+    """A stop signal (Ctrl-C, SIGTERM, SIGUSR1) during a run; the message says where the run stopped and how to
+    resume it. `exit_code` is 128 + the signal number, as a shell reports a process killed by it."""
+
+    def __init__(self, message: str = "", exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def one_line(error: BaseException) -> str:
@@ -51,7 +56,7 @@ def exit_cli(main: Callable[[], int | None]) -> NoReturn:
         code = main()
     except KeyboardInterrupt as e:
         print(str(e) if isinstance(e, RunInterrupted) else "interrupted (Ctrl-C)", file=sys.stderr)
-        code = 130
+        code = getattr(e, "exit_code", 130)
     except UserError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         code = 1

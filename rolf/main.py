@@ -31,6 +31,7 @@ class RunContext:
     algo: str
     phase: str
     is_train: bool
+    command: str = "python run.py"  # the command line that runs this job again (resumes it)
 
 
 class DeviceError(UserError, RuntimeError):
@@ -61,6 +62,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def job_command() -> str:
+    """The command that runs this job again: under Hydra its config name and this job's own overrides (a sweep's
+    job gets its values, not the sweep's lists), else the process's command line."""
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "run.py"
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            hc = HydraConfig.get()
+            return " ".join(shlex.quote(a) for a in ["python", script, "--config-name", hc.job.config_name,
+                                                    *hc.overrides.task])
+    except (ImportError, ValueError):  # pragma: no cover - Hydra missing or half set up
+        pass
+    return " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+
+
 def setup_run(cfg: Any) -> tuple[RunContext, Logger]:
     """Seeds, device and the run's names. Writes nothing: the run directory appears with `record_run` (once the
     trainer is built, so bad input leaves no empty folders) and fills as the run logs, saves and draws."""
@@ -69,20 +86,27 @@ def setup_run(cfg: Any) -> tuple[RunContext, Logger]:
     log_dir = Path(cfg.log_root_dir) / name
     ctx = RunContext(run_name=name, log_dir=log_dir, ckpt_dir=log_dir / "ckpt", device=resolve_device(cfg.gpu),
                      seed=int(cfg.seed), env=str(cfg.env.id), algo=str(cfg.rolf.name), phase=str(cfg.rolf.phase),
-                     is_train=bool(cfg.is_train))
+                     is_train=bool(cfg.is_train), command=job_command())
     seed_everything(ctx.seed)
     torch.set_num_threads(int(cfg.num_threads)) if cfg.get("num_threads") else None
     container = OmegaConf.to_container(cfg, resolve=True)
     logger = Logger(log_dir, name, use_wandb=bool(cfg.wandb), config=container, wandb_project=cfg.get("wandb_project"),
-                    wandb_entity=cfg.get("wandb_entity"), notes=cfg.get("notes"))
+                    wandb_entity=cfg.get("wandb_entity"), notes=cfg.get("notes"),
+                    metrics_file="metrics.jsonl" if ctx.is_train else "metrics_eval.jsonl")
     return ctx, logger
 
 
 def record_run(ctx: RunContext, cfg: Any) -> None:
-    """`params_<date>.yaml` (the resolved config) and `cmd_<date>.sh` (the command line) in the run directory,
-    with ISO dates (YYYY-MM-DD_HH-MM-SS) so that `ls` lists them in time order."""
+    """`params_<date>.yaml` (the resolved config: what rolf.run_dir compares a later start with) and `cmd_<date>.sh`
+    (the command line) in the run directory, with ISO dates (YYYY-MM-DD_HH-MM-SS) so that `ls` lists them in time
+    order."""
     ctx.log_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    (ctx.log_dir / f"params_{stamp}.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (ctx.log_dir / f"cmd_{stamp}.sh").write_text(
-        f"cd {shlex.quote(os.getcwd())}\npython {' '.join(shlex.quote(a) for a in sys.argv)}\n")
+    _write_atomic(ctx.log_dir / f"params_{stamp}.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    _write_atomic(ctx.log_dir / f"cmd_{stamp}.sh", f"cd {shlex.quote(os.getcwd())}\n{ctx.command}\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

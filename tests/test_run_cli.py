@@ -110,10 +110,16 @@ def test_ctrl_c_in_pretraining_is_one_line_naming_the_step_and_checkpoint(tmp_pa
     code, out, err = interrupt_when(cmd, lambda out: "pretrain 3/100,000 steps" in out, tmp_path)
     assert code == 130, err
     assert len(err.splitlines()) == 1, err
-    ckpt_dir = tmp_path / "log" / "maze.skimo.pretrain.test.0" / "ckpt"
-    newest = max(ckpt_dir.glob("*.pt"))
-    assert err.startswith("interrupted (Ctrl-C) at pre-training step ")
-    assert err.rstrip().endswith(f"of maze.skimo.pretrain.test.0; newest checkpoint {newest.relative_to(ROOT) if newest.is_relative_to(ROOT) else newest} (the same command resumes from it)")
+    m = re.fullmatch(r"interrupted \(Ctrl-C\) at pre-training step (\d+) of maze.skimo.pretrain.test.0; saved (\S+); "
+                     r"resume with: python \S*run.py --config-name skimo_maze (.*)", err.strip())
+    assert m, err
+    step, saved = int(m.group(1)), Path(m.group(2))
+    assert saved == tmp_path / "log" / "maze.skimo.pretrain.test.0" / "ckpt" / f"maze_ckpt_{step:011d}.pt"
+    assert saved.is_file() and step >= 3  # written at the step the signal stopped, not the last cadence one
+    assert m.group(3).split() == [*TINY, f"log_root_dir={tmp_path / 'log'}", f"rolf.pretrain.data_path={data}",
+                                  "rolf.pretrain.max_global_step=100000", "rolf.pretrain.log_every=1",
+                                  "rolf.pretrain.ckpt_every=2", "rolf.pretrain.evaluate_every=0",
+                                  "rolf.pretrain.train_iter=1"]
     # the console showed progress with rate, elapsed and ETA, once per log interval
     assert "| elapsed 0:00:" in out and "| ETA " in out and "steps/s" in out
 

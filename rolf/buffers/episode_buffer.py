@@ -86,7 +86,7 @@ class ReplayBufferEpisode:
         self._lengths.append(m)
         if len(self) > self.capacity:
             self._first += len(self) - self.capacity
-            if self._first > 4096 and self._first > len(self._lengths) // 2:
+            if self._first >= max(16, len(self)):  # as much evicted data as live: memory stays within ~2x capacity
                 self._compact()
         self._cache = None
 
@@ -109,6 +109,10 @@ class ReplayBufferEpisode:
                 self._scratch = {k: [] for k in self.keys}
                 closed += 1
         return closed
+
+    def drop_partial_episode(self) -> None:
+        """Forget the transitions of the episode not yet closed (it will not continue)."""
+        self._scratch = {k: [] for k in self.keys}
 
     def _transition_key(self) -> str:
         return next((k for k in self.keys if k != "ob"), "ob")

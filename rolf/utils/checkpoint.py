@@ -41,6 +41,14 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
     return max(found, key=parse_step) if found else None
 
 
+def remove_stale_temporaries(ckpt_dir: str | Path) -> None:
+    """Temporary files of checkpoints whose writer was killed (`<name>.pt.tmp-<pid>`): never resumed from."""
+    d = Path(ckpt_dir)
+    if d.is_dir():
+        for tmp in d.glob("*.pt.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+
 def save_checkpoint(path: str | Path, obj: Any) -> Path:
     """torch.save to `<path>.tmp-<pid>` then os.replace: a crash never leaves a half-written checkpoint."""
     path = Path(path)
@@ -68,6 +76,13 @@ def _numpy_safe_globals() -> list:
             (_reconstruct, "numpy._core.multiarray._reconstruct")]
 
 
+def _own_state_types() -> list:
+    """Plain data types of ours that a checkpoint may hold: the Dreamer filter state in the runner's episode."""
+    from rolf.networks.rssm import RSSMState
+
+    return [RSSMState]
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load ours or an original checkpoint with `weights_only=True` and a numpy allow-list (never arbitrary pickles).
 
@@ -77,7 +92,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
+        with torch.serialization.safe_globals(_numpy_safe_globals() + _own_state_types()):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -24,6 +24,30 @@ def setup_console_logging() -> None:
         logging.basicConfig(level=logging.INFO, format=CONSOLE_FORMAT, datefmt=CONSOLE_DATEFMT)
 
 
+def truncate_metrics(path: str | Path, step: int) -> int:
+    """Keep the rows of a metrics.jsonl file with "step" <= `step` (all rows are dropped for step < 0), and drop a
+    last line cut short by a killed process. Atomic (temporary file, then rename). Returns how many rows went."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            keep = int(row["step"]) <= step
+        except (ValueError, KeyError, TypeError):
+            keep = False  # a partial line (the writer was killed mid-write) or not a row
+        if keep:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(f"{line}\n" for line in kept))
+        os.replace(tmp, path)
+    return dropped
+
+
 def _to_float(v: Any) -> float | None:
     try:
         f = float(v.item()) if hasattr(v, "item") else float(v)
@@ -34,9 +58,10 @@ def _to_float(v: Any) -> float | None:
 
 class Logger:
     def __init__(self, log_dir: str | Path, run_name: str, use_wandb: bool = False, config: dict | None = None,
-                 wandb_project: str | None = None, wandb_entity: str | None = None, notes: str | None = None):
+                 wandb_project: str | None = None, wandb_entity: str | None = None, notes: str | None = None,
+                 metrics_file: str = "metrics.jsonl"):
         self.log_dir = Path(log_dir)
-        self.metrics_path = self.log_dir / "metrics.jsonl"
+        self.metrics_path = self.log_dir / metrics_file
         self._wandb = None
         if use_wandb:
             self._wandb = self._init_wandb(run_name, config, wandb_project, wandb_entity, notes)

@@ -64,13 +64,17 @@ def test_store_episode_dreamer_convention_across_chunks(whole):
         assert ob == [[0, 1, 2, 3], [3.5], [10, 11, 12]]
         assert ac == [[0, 1, 2, 3], [4], [0, 5, 6]]
         assert rew == [[0, 1, 2, 3], [4], [0, 5, 6]] and done == [[0, 0, 0, 0], [1], [0, 0, 0]]
-    else:  # A whole; B still open (saved with the agent, stored cut after a resume)
+    else:  # A whole; B still open (saved with the agent: a resumed runner continues it)
         assert ob == [[0, 1, 2, 3, 3.5]] and ac == [[0, 1, 2, 3, 4]] and rew == [[0, 1, 2, 3, 4]]
         assert done == [[0, 0, 0, 0, 1]]
         other = _agent(["rolf.fix_chunk_episodes=true"], seed=1)
         other.load_state_dict(agent.state_dict())
-        other.store_episode(_chunk([20, 21], [0.7], [7.0], [False]))  # the runner restarted: a new episode
-        assert [other.buffer.get_episode(i)["ob"][:, 0].tolist() for i in range(2)] == [[0, 1, 2, 3, 3.5], [10, 11, 12]]
+        other.store_episode(_chunk([12, 13], [0.7], [7.0], [False]))  # B goes on
+        assert len(other.buffer) == 1 and [float(x[0]) for x in other._open["ob"]] == [10, 11, 12, 13]
+        other.episode_cut()  # a runner that could not rebuild B restarts: B is stored cut, C starts afresh
+        other.store_episode(_chunk([20, 21], [0.8], [8.0], [False]))
+        assert [other.buffer.get_episode(i)["ob"][:, 0].tolist() for i in range(2)] == [[0, 1, 2, 3, 3.5],
+                                                                                       [10, 11, 12, 13]]
         assert other._open["ob"][0][0] == 20 and other._open["ac"][0].sum() == 0
 
 

@@ -211,3 +211,52 @@ def test_bad_input_gives_one_line_errors(tmp_path, capsys):
     short = _toy_file(tmp_path / "short.gz", n=2, T=8)
     assert "11 steps" in run("--env", "maze", "--data", str(short))
     assert "batch_size must be >= 1" in run("--env", "maze", "--data", str(short), "--batch-size", "0")
+
+
+def test_pretraining_resumes_exactly_and_a_signal_checkpoints_where_it_is(tmp_path):
+    """6 steps in one go == 4 steps, then resumed to 6: the same weights and rows (RNGs travel in the checkpoint;
+    the split is at a log step, as a run always logs at the end of its budget). A SIGTERM in a CLI run writes a checkpoint at its step and prints the command
+    that resumes it."""
+    import json
+    import signal
+    import time
+
+    from spirl.pretrain import PretrainConfig, pretrain
+
+    data = _toy_file(tmp_path / "maze.gz", n=6, T=25)
+    torch.set_num_threads(1)
+
+    def run(out, steps):
+        cfg = PretrainConfig(env="maze", data=str(data), out=str(out), steps=steps, batch_size=8, log_every=2,
+                             eval_every=2, val_batches=1, ckpt_every=1000, split=0.8)
+        pretrain(cfg, model_overrides=TINY)
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        return load_checkpoint(out / "weights" / f"maze_ckpt_{steps:011d}.pt"), [
+            {k: v for k, v in r.items() if "steps_per_sec" not in k} for r in rows]
+
+    straight, rows_a = run(tmp_path / "a", 6)
+    run(tmp_path / "b", 4)
+    resumed, rows_b = run(tmp_path / "b", 6)
+    assert rows_a == rows_b
+    assert all(torch.equal(v, resumed["agent"]["model"][k]) for k, v in straight["agent"]["model"].items())
+
+    out = tmp_path / "cli"
+    args = ["--env", "maze", "--data", str(data), "--out", str(out), "--steps", "100000", "--batch-size", "8",
+            "--log-every", "1", "--eval-every", "100000", "--device", "cpu"]
+    proc = subprocess.Popen([sys.executable, "-m", "spirl.pretrain", *args], cwd=ROOT, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text().count("\n") >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    line = err.strip().splitlines()[-1]  # after the console log lines
+    assert "Traceback" not in err
+    saved = sorted((out / "weights").glob("*.pt"))
+    assert len(saved) == 1 and load_checkpoint(saved[0])["reason"] == "signal"
+    step = load_checkpoint(saved[0])["step"]
+    assert line == (f"interrupted (SIGTERM) at SPiRL prior pre-training step {step:,}; saved {saved[0]}; resume with: "
+                    f"python -m spirl.pretrain {' '.join(args)}")
