@@ -16,14 +16,19 @@ Validation: the mean loss over `--val-batches` validation batches with the model
 statistics, no gradient), every `--eval-every` steps.
 
 Checkpoints: `<out>/weights/<env>_ckpt_<11-digit step>.pt` (rolf's atomic writer and name), holding
-`{"step", "agent": {"model": state_dict, "config": SPiRLConfig dict, "env"}, "optimizer"}`. A run restarted with the
-same `--out` resumes from its newest checkpoint. `load_spirl_prior(<out> or <file>)` returns the model.
+`{"step", "agent": {"model": state_dict, "config": SPiRLConfig dict, "env"}, "optimizer", "rng", "loop", "reason"}`,
+every `--ckpt-every` steps, every `--ckpt-minutes` of wall-clock time, at the end, and when SIGINT / SIGTERM / SIGUSR1
+arrives (then the run ends with one line: where it saved and the command that resumes it). A run restarted with the
+same `--out` resumes from its newest checkpoint exactly (every RNG and the values accumulated for the next log line
+travel in it; metrics.jsonl is cut back to its step). A NaN/inf loss or gradient norm stops the run without saving.
+`load_spirl_prior(<out> or <file>)` returns the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import time
 from collections import defaultdict
@@ -37,10 +42,20 @@ import torch
 
 from rolf.buffers.episode_buffer import InsufficientDataError, ReplayBufferEpisode
 from rolf.datasets.offline import CALVIN_KEEP_OBS_DIMS, ENV_DIMS, DatasetError
-from rolf.errors import UserError, exit_cli
-from rolf.utils.checkpoint import (CheckpointError, ckpt_name, latest_checkpoint, load_checkpoint, load_module_state,
-                                   save_checkpoint)
+from rolf.errors import RunInterrupted, UserError, exit_cli
+from rolf.utils import rng as rng_util
+from rolf.utils.checkpoint import (
+    CheckpointError,
+    ckpt_name,
+    latest_checkpoint,
+    load_checkpoint,
+    load_module_state,
+    save_checkpoint,
+)
+from rolf.utils.guards import first_non_finite
+from rolf.utils.logger import truncate_metrics
 from rolf.utils.progress import Progress
+from rolf.utils.signals import STOPS, signal_label
 from spirl.model import ENV_PRIORS, SPiRLConfig, SPiRLModel
 
 log = logging.getLogger("skimo")
@@ -75,7 +90,9 @@ class PretrainConfig:
     eval_every: int = 1000
     val_batches: int = 10
     ckpt_every: int = 5000
+    ckpt_minutes: float = 20.0  # also a checkpoint this often in wall-clock time (0: off)
     device: str = "cpu"
+    command: str = "python -m spirl.pretrain"  # the command that resumes this run (printed when it is stopped)
 
     def validate(self) -> None:
         if self.env not in ENV_PRIORS:
@@ -184,9 +201,15 @@ def load_spirl_prior(path: str | Path, device: str | torch.device = "cpu", freez
     return model.freeze_for_rl() if freeze else model.eval()
 
 
-def _save(out: Path, env: str, step: int, model: SPiRLModel, optim: torch.optim.Optimizer) -> Path:
+def _save(out: Path, env: str, step: int, model: SPiRLModel, optim: torch.optim.Optimizer, rng: np.random.Generator,
+          infos: dict[str, list], reason: str = "cadence") -> Path:
+    """Everything a resumed run needs to continue exactly: weights, optimiser, every RNG, the values accumulated for
+    the next log line."""
+    from rolf.utils import rng as rng_util
+
     obj = {"step": step, "agent": {"model": model.state_dict(), "config": model.cfg.to_dict(), "env": env},
-           "optimizer": optim.state_dict()}
+           "optimizer": optim.state_dict(), "rng": rng_util.capture({"trainer": rng}, next(model.parameters()).device),
+           "loop": {"infos": {k: [torch.as_tensor(x).detach() for x in v] for k, v in infos.items()}}, "reason": reason}
     return save_checkpoint(out / WEIGHTS_DIR / ckpt_name(env, step), obj)
 
 
@@ -229,7 +252,7 @@ def pretrain(cfg: PretrainConfig, model_overrides: dict[str, Any] | None = None,
 
     model = SPiRLModel(model_cfg).to(device)
     optim = torch.optim.RAdam(model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, 0.999))
-    step = 0
+    step, saved_infos = 0, {}
     resume = latest_checkpoint(out / WEIGHTS_DIR)
     if resume is not None:
         ckpt = load_checkpoint(resume, map_location=device)
@@ -240,16 +263,22 @@ def pretrain(cfg: PretrainConfig, model_overrides: dict[str, Any] | None = None,
         if "optimizer" in ckpt:
             optim.load_state_dict(ckpt["optimizer"])
         step = int(ckpt["step"])
+        if "rng" in ckpt:
+            rng_util.restore(ckpt["rng"], {"trainer": rng})
+        saved_infos = (ckpt.get("loop") or {}).get("infos", {})
         log.info("resuming from %s (step %d)", resume, step)
     logger = logger or Logger(out, f"spirl.{cfg.env}")
+    if hasattr(logger, "metrics_path"):
+        truncate_metrics(logger.metrics_path, step if resume is not None else -1)  # each row exists once
     log.info("SPiRL prior pre-training on %s: %d train / %d validation episodes (%d / %d steps), %d parameters, "
              "device %s", cfg.data, len(train_buf), len(val_buf), train_buf.num_transitions, val_buf.num_transitions,
              sum(p.numel() for p in model.parameters()), device)
 
     model.train()
-    infos: dict[str, list] = defaultdict(list)
+    infos: dict[str, list] = defaultdict(list, {k: list(v) for k, v in saved_infos.items()})
     tic, tic_step, last_saved = time.time(), step, step if resume is not None else -1
-    with Progress("SPiRL prior pre-training", cfg.steps, step) as progress:
+    saved_at = time.monotonic()
+    with Progress("SPiRL prior pre-training", cfg.steps, step) as progress, STOPS.deferred():
         while step < cfg.steps:
             batch = to_batch(train_buf.sample(cfg.batch_size, h + 1), assemble, h, device)
             total, info = model.loss(batch)
@@ -257,6 +286,12 @@ def pretrain(cfg: PretrainConfig, model_overrides: dict[str, Any] | None = None,
             total.backward()
             if step < cfg.init_grad_clip_steps:  # spirl: clip in the first steps "to avoid NaN gradients"
                 info["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.init_grad_clip).detach()
+            bad = first_non_finite(info)
+            if bad is not None:
+                kept = latest_checkpoint(out / WEIGHTS_DIR)
+                raise PretrainError(f"non-finite {bad[0]} ({bad[1]}) at step {step + 1}: the run stopped without "
+                                    f"saving; " + (f"its last good checkpoint is {kept}" if kept else
+                                                   "no checkpoint had been saved"))
             optim.step()
             step += 1
             progress.update(step)
@@ -264,18 +299,22 @@ def pretrain(cfg: PretrainConfig, model_overrides: dict[str, Any] | None = None,
                 infos[k].append(v)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 metrics = {k: torch.stack(v).mean() for k, v in infos.items()}
-                if not torch.isfinite(metrics["total"]):
-                    raise PretrainError(f"non-finite training loss at step {step} (last checkpoint kept in {out / WEIGHTS_DIR})")
                 metrics["steps_per_sec"] = (step - tic_step) / max(time.time() - tic, 1e-9)
                 logger.log(step, "train", metrics, head=progress.status(step))
                 infos, tic, tic_step = defaultdict(list), time.time(), step
             if has_val and (step % cfg.eval_every == 0 or step == cfg.steps):
                 logger.log(step, "val", evaluate(model, val_buf, cfg.val_batches, cfg.batch_size, assemble, device))
-            if step % cfg.ckpt_every == 0:
-                _save(out, cfg.env, step, model, optim)
-                last_saved = step
+            stop = STOPS.requested
+            clock = cfg.ckpt_minutes > 0 and time.monotonic() - saved_at >= 60.0 * cfg.ckpt_minutes
+            if step % cfg.ckpt_every == 0 or stop is not None or clock:
+                reason = "cadence" if step % cfg.ckpt_every == 0 else "signal" if stop is not None else "clock"
+                path = _save(out, cfg.env, step, model, optim, rng, infos, reason)
+                last_saved, saved_at = step, time.monotonic()
+                if stop is not None:
+                    raise RunInterrupted(f"interrupted ({signal_label(stop)}) at SPiRL prior pre-training step "
+                                         f"{step:,}; saved {path}; resume with: {cfg.command}", exit_code=128 + stop)
     if last_saved != step or latest_checkpoint(out / WEIGHTS_DIR) is None:
-        _save(out, cfg.env, step, model, optim)
+        _save(out, cfg.env, step, model, optim, rng, infos, "final")
     return out / WEIGHTS_DIR / ckpt_name(cfg.env, step)
 
 
@@ -296,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--val-batches", type=int, default=10)
     p.add_argument("--ckpt-every", type=int, default=5000)
+    p.add_argument("--ckpt-minutes", type=float, default=20.0, help="also a checkpoint this often (0: off)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     a = p.parse_args(argv)
     from rolf.utils.logger import setup_console_logging
@@ -305,9 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = PretrainConfig(env=a.env, data=a.data or f"data/{a.env}.gz", out=a.out or ENV_PRIORS[a.env]["dir"],
                          steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                          init_grad_clip_steps=a.init_grad_clip_steps, log_every=a.log_every,
-                         eval_every=a.eval_every, val_batches=a.val_batches, ckpt_every=a.ckpt_every, device=device)
+                         eval_every=a.eval_every, val_batches=a.val_batches, ckpt_every=a.ckpt_every, device=device,
+                         ckpt_minutes=a.ckpt_minutes,
+                         command=" ".join(shlex.quote(x) for x in ["python", "-m", "spirl.pretrain", *(argv or sys.argv[1:])]))
     try:
-        path = pretrain(cfg)
+        with STOPS.installed():
+            path = pretrain(cfg)
     except (UserError, DatasetError, InsufficientDataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
