@@ -110,10 +110,20 @@ def check_identity(log_dir: Path, ckpt_dir: Path, current: dict, mode: str) -> N
                       f"resume=overwrite to start afresh (the old directory is moved aside)")
 
 
+def resume_path(ckpt_dir: Path, init_ckpt_path: str | None, training: bool = True) -> Path | None:
+    """The checkpoint a start continues from. Training: the run's own newest one, else `init_ckpt_path` (which
+    only starts a run: once the run has saved, a restart after a kill continues its own checkpoints). Evaluation:
+    `init_ckpt_path` when given, else the newest."""
+    own = latest_checkpoint(ckpt_dir)
+    if init_ckpt_path and (not training or own is None):
+        return Path(init_ckpt_path)
+    return own
+
+
 def finished_step(ckpt_dir: Path, init_ckpt_path: str | None, budget: int) -> int | None:
     """The step of the checkpoint a start would resume from, when it has already reached `budget` (nothing to
     do); else None."""
-    path = init_ckpt_path or latest_checkpoint(ckpt_dir)
+    path = resume_path(ckpt_dir, init_ckpt_path)
     if path is None:
         return None
     try:

@@ -173,3 +173,27 @@ def test_first_non_finite_names_the_first_bad_value():
     assert first_non_finite({"a": torch.tensor(1.0), "grad_norm": torch.tensor(float("inf")),
                              "c": torch.tensor([0.0, float("nan")])}) == ("grad_norm", float("inf"))
     assert first_non_finite({"c": torch.tensor([0.0, float("nan")])})[0] == "c"
+
+
+def test_evaluation_of_a_run_logs_apart_and_leaves_the_run_as_it_was(maze_data, tmp_path):
+    pretrain(tmp_path, maze_data, 2)
+    run_dir = tmp_path / RUN
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    run.main(compose_cfg("skimo_maze", _overrides(tmp_path, maze_data, 2, "is_train=false", "num_eval=2")))
+    after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert set(after) - set(before) == {"metrics_eval.jsonl"}
+    assert all(after[k] == v for k, v in before.items())  # no new params, metrics.jsonl untouched
+    rows = [json.loads(line) for line in (run_dir / "metrics_eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 2] and "test_ep/len" in rows[0] and "test_ep/episode" in rows[1]
+
+
+def test_init_ckpt_path_starts_a_run_and_its_own_checkpoints_continue_it(maze_data, tmp_path, caplog):
+    pretrain(tmp_path / "a", maze_data, 2)
+    init = tmp_path / "a" / RUN / "ckpt" / "maze_ckpt_00000000002.pt"
+    with caplog.at_level(logging.INFO, logger="skimo"):
+        pretrain(tmp_path / "b", maze_data, 4, f"init_ckpt_path={init}")
+        assert f"resumed from {init} at step 2" in caplog.text
+        pretrain(tmp_path / "b", maze_data, 6, f"init_ckpt_path={init}")
+    own = tmp_path / "b" / RUN / "ckpt" / "maze_ckpt_00000000004.pt"
+    assert f"resumed from {own} at step 4" in caplog.text
+    assert _ckpt_steps(tmp_path / "b" / RUN) == [4, 6]

@@ -23,15 +23,9 @@ import torch
 from rolf.config import TrainerConfig
 from rolf.errors import RunInterrupted, UserError
 from rolf.main import RunContext
+from rolf.run_dir import resume_path
 from rolf.utils import rng as rng_util
-from rolf.utils.checkpoint import (
-    ckpt_name,
-    latest_checkpoint,
-    load_checkpoint,
-    parse_step,
-    remove_stale_temporaries,
-    save_checkpoint,
-)
+from rolf.utils.checkpoint import ckpt_name, load_checkpoint, parse_step, remove_stale_temporaries, save_checkpoint
 from rolf.utils.guards import first_non_finite
 from rolf.utils.logger import Logger, truncate_metrics
 from rolf.utils.progress import Progress, every
@@ -142,13 +136,13 @@ class Trainer:
         return self.save(step, reason)
 
     def resume(self, truncate: bool = True) -> int:
-        """Load the newest checkpoint of this run (or `init_ckpt_path`); returns the step to continue from.
+        """Load the checkpoint to continue from (`resume_path`); returns its step.
 
         truncate: drop the rows of metrics.jsonl after that step (training: they are logged again as the run
         continues, so each row exists once); a fresh start drops every row an earlier, checkpoint-less start wrote.
         """
         remove_stale_temporaries(self.ctx.ckpt_dir)
-        path = self.init_ckpt_path or latest_checkpoint(self.ctx.ckpt_dir)
+        path = resume_path(self.ctx.ckpt_dir, self.init_ckpt_path, training=truncate)
         if path is None:
             if truncate:
                 self._truncate_metrics(-1)

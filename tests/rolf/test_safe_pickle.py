@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dataset_helpers import dataset_error as _error
 
-from rolf.datasets.offline import DatasetError, load_trajectories, save_trajectories
+from rolf.datasets.offline import load_trajectories, save_trajectories
 from rolf.utils.safe_pickle import ALLOWED, ForbiddenGlobal, safe_loads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,14 +41,6 @@ def _crafted(tmp_path: Path) -> tuple[Path, Path]:
     traj = {"obs": np.zeros((3, 4), np.float32), "actions": np.zeros((3, 2), np.float32), "dones": np.zeros(3, np.float32),
             "x": _RunsCommand(f"touch {marker}")}
     return _gzip(tmp_path / "maze.gz", pickle.dumps([traj], protocol=pickle.HIGHEST_PROTOCOL)), marker
-
-
-def _error(path, **kw) -> str:
-    with pytest.raises(DatasetError) as e:
-        load_trajectories(path, **kw)
-    msg = str(e.value)
-    assert "\n" not in msg and str(path) in msg
-    return msg
 
 
 def test_a_pickle_that_runs_a_command_is_refused(tmp_path):

@@ -6,9 +6,9 @@ import gzip
 import pickle
 
 import numpy as np
-import pytest
+from dataset_helpers import dataset_error as _error
 
-from rolf.datasets.offline import DatasetError, load_trajectories, save_trajectories
+from rolf.datasets.offline import load_trajectories, save_trajectories
 
 
 def _traj(n: int = 30, d_o: int = 4, d_a: int = 2, seed: int = 0, bool_dones: bool = False) -> dict:
@@ -22,14 +22,6 @@ def _write(path, obj) -> str:
     with gzip.open(path, "wb") as f:
         pickle.dump(obj, f)
     return str(path)
-
-
-def _error(path, **kw) -> str:
-    with pytest.raises(DatasetError) as e:
-        load_trajectories(path, **kw)
-    msg = str(e.value)
-    assert "\n" not in msg and str(path) in msg
-    return msg
 
 
 def test_round_trip(tmp_path):
