@@ -100,6 +100,7 @@ def stop_and_resume(args: list[str], run_dir: Path, out: Path, sig: signal.Signa
     step, saved = int(m.group(1).replace(",", "")), Path(m.group(3))
     assert m.group(2) == run_dir.name and saved == run_dir / "ckpt" / f"maze_ckpt_{step:011d}.pt" and saved.is_file()
     assert step >= stop_after
+    assert load_checkpoint(saved)["reason"] == "signal"  # (replaced by the resumed run's next checkpoint)
     command = shlex.split(m.group(4))
     assert command[0] == "python"
     second = Job([], out, "resumed_by_command", argv=RUN + command[2:])  # the printed command, as a user types it
@@ -176,9 +177,10 @@ def test_rl_killed_and_resumed(method, pretrained, rl_straight, tmp_path):
                          ids=["skimo-SIGUSR1", "tdmpc-SIGTERM"])
 def test_rl_stopped_by_a_signal_saves_where_it_is_and_resumes(method, sig, pretrained, rl_straight, tmp_path):
     """Without step-cadence checkpoints (rolf.ckpt_every=0, a key that may change between starts and does not
-    change results): the only checkpoint before the end is the one the signal wrote."""
+    change results): the only checkpoint before the end is the one the signal wrote, which the final one
+    replaces."""
     args = skimo_rl_args(pretrained, tmp_path) if method == "skimo" else [*TDMPC, f"log_root_dir={tmp_path}"]
     run_dir = tmp_path / rl_straight[method].name
-    step = stop_and_resume(args + ["rolf.ckpt_every=0"], run_dir, tmp_path, sig, stop_after=600, phase="RL")
-    assert load_checkpoint(run_dir / "ckpt" / f"maze_ckpt_{step:011d}.pt")["reason"] == "signal"
+    stop_and_resume(args + ["rolf.ckpt_every=0"], run_dir, tmp_path, sig, stop_after=600, phase="RL")
+    assert [p.name for p in (run_dir / "ckpt").glob("*.pt")] == ["maze_ckpt_00000001500.pt"]  # the final one
     assert_same_run(rl_straight[method], run_dir)

@@ -141,10 +141,12 @@ def test_truncate_metrics_keeps_rows_up_to_the_step_and_drops_a_cut_line(tmp_pat
 
 def test_wall_clock_checkpoints_replace_each_other(maze_data, tmp_path):
     """Every step is past a tiny wall-clock cadence: each writes a checkpoint that replaces the previous wall-clock
-    one, while the step cadence's (every 4) stay."""
+    one, while the step cadence's (every 4) stay; a run resumed from one replaces it with its next checkpoint."""
     pretrain(tmp_path, maze_data, 6, "rolf.pretrain.ckpt_every=4", "ckpt_every_minutes=1e-9")
     assert _ckpt_steps(tmp_path / RUN) == [4, 6]
     assert load_checkpoint(tmp_path / RUN / "ckpt" / "maze_ckpt_00000000006.pt")["reason"] == "clock"
+    pretrain(tmp_path, maze_data, 8, "rolf.pretrain.ckpt_every=4")  # resumes from the wall-clock one, replaces it
+    assert _ckpt_steps(tmp_path / RUN) == [4, 8]
 
 
 def test_a_non_finite_loss_stops_the_run_without_saving_and_names_the_loss_and_step(maze_data, tmp_path):

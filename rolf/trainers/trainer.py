@@ -35,6 +35,8 @@ from rolf.utils.signals import STOPS, signal_label
 log = logging.getLogger("skimo")
 
 PHASE_NAMES = {"pretrain": "pre-training", "rl": "RL"}
+# Checkpoints written for safety, not for the run's history: the next checkpoint of the run replaces them.
+SAFETY_REASONS = ("clock", "signal")
 
 
 class TrainingDiverged(UserError, RuntimeError):
@@ -99,7 +101,7 @@ class Trainer:
         self._saved_step: int | None = None  # the step of the newest checkpoint of this run
         self._saved_path: Path | None = None
         self._saved_at = time.monotonic()
-        self._clock_ckpt: Path | None = None  # this process's newest wall-clock checkpoint (replaced by the next one)
+        self._clock_ckpt: Path | None = None  # the newest safety checkpoint (replaced by the next one)
         self._loop_state_from_checkpoint: dict | None = None
 
     @property
@@ -116,15 +118,15 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     def save(self, step: int, reason: str = "cadence") -> Path:
         """A checkpoint of everything the run needs to continue exactly from `step` (see the module docstring).
-        reason: cadence | final | clock | signal. A wall-clock checkpoint replaces the previous one this process
-        wrote (they are for safety, not for the run's history)."""
+        reason: cadence | final | clock | signal. The next checkpoint of the run replaces a wall-clock or signal one
+        (they are for safety, not for the run's history), also across a resume from it."""
         state = {"step": int(step), "agent": self.agent.state_dict(),
                  "rng": rng_util.capture(self.generators(), self.ctx.device), "runner": self.runner.state_dict(),
                  "loop": self.loop.state_dict() if self.loop is not None else None, "reason": reason}
         path = save_checkpoint(self.ctx.ckpt_dir / ckpt_name(self.ctx.env, step), state)
         if self._clock_ckpt is not None and self._clock_ckpt != path and self._clock_ckpt.exists():
             self._clock_ckpt.unlink()
-        self._clock_ckpt = path if reason == "clock" else None
+        self._clock_ckpt = path if reason in SAFETY_REASONS else None
         self._saved_step, self._saved_path, self._saved_at = int(step), path, time.monotonic()
         log.info("saved checkpoint %s", path)
         return path
@@ -156,6 +158,8 @@ class Trainer:
         if "rng" in ckpt:  # last: restoring the runner replays env steps, which must not move these
             rng_util.restore(ckpt["rng"], self.generators())
         self._saved_step, self._saved_path, self._saved_at = step, Path(path), time.monotonic()
+        if ckpt.get("reason") in SAFETY_REASONS and Path(path).parent == self.ctx.ckpt_dir:
+            self._clock_ckpt = Path(path)  # replaced by this run's next checkpoint, as if this process had written it
         if truncate:
             self._truncate_metrics(step)
         log.info("resumed from %s at step %s", path, f"{step:,}")
