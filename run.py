@@ -46,8 +46,10 @@ def get_trainer_class(name: str):
 
 
 def main(cfg: DictConfig) -> None:
+    from omegaconf import OmegaConf
+
     from rolf.main import record_run, setup_run
-    from rolf.run_dir import RunLock
+    from rolf.run_dir import RunLock, check_identity
     from rolf.utils.perf import tune_malloc
     from rolf.utils.signals import STOPS
 
@@ -60,8 +62,11 @@ def main(cfg: DictConfig) -> None:
     lock = RunLock(ctx.log_dir)
     with STOPS.installed():
         try:
-            if ctx.is_train and nothing_to_do(cfg, ctx):
-                return
+            if ctx.is_train:
+                check_identity(ctx.log_dir, ctx.ckpt_dir, OmegaConf.to_container(cfg, resolve=True),
+                               str(cfg.get("resume", "auto")))  # refuses a run of another config, in one line
+                if nothing_to_do(cfg, ctx):
+                    return
             trainer = trainer_cls(cfg, ctx, logger)  # checks the config's paths: bad input fails before anything is written
             if ctx.is_train:
                 lock.acquire()
@@ -79,14 +84,10 @@ def main(cfg: DictConfig) -> None:
 
 
 def nothing_to_do(cfg: DictConfig, ctx) -> bool:
-    """Checks the run directory before a training start: a run recorded with another config is refused (one line,
-    rolf.run_dir); a run whose checkpoint has reached the budget says so and does nothing."""
-    from omegaconf import OmegaConf
-
+    """Whether the checkpoint a training start would resume from has reached the budget (then it says so)."""
     from rolf.config import TrainerConfig
-    from rolf.run_dir import check_identity, finished_step
+    from rolf.run_dir import finished_step
 
-    check_identity(ctx.log_dir, ctx.ckpt_dir, OmegaConf.to_container(cfg, resolve=True), str(cfg.get("resume", "auto")))
     t = TrainerConfig.from_cfg(cfg)
     budget, key = ((t.pretrain_max_global_step, "rolf.pretrain.max_global_step") if ctx.phase == "pretrain"
                    else (t.max_global_step, "rolf.max_global_step"))
@@ -100,11 +101,12 @@ def nothing_to_do(cfg: DictConfig, ctx) -> bool:
 
 def interrupt_message(ctx, trainer, error: KeyboardInterrupt) -> str:
     """Where a stop signal outside the training loop left the run, in one line."""
+    from rolf.trainers.trainer import PHASE_NAMES
     from rolf.utils.checkpoint import latest_checkpoint
     from rolf.utils.signals import signal_label
 
     label = signal_label(error.signum) if hasattr(error, "signum") else "Ctrl-C"
-    phase = {"pretrain": "pre-training", "rl": "RL"}.get(ctx.phase, ctx.phase)
+    phase = PHASE_NAMES.get(ctx.phase, ctx.phase)
     where = f" at {phase} step {trainer.step:,}" if trainer is not None and trainer.step else ""
     newest = latest_checkpoint(ctx.ckpt_dir)
     saved = (f"newest checkpoint {newest}; resume with: {ctx.command}" if newest else "no checkpoint saved yet")

@@ -65,7 +65,6 @@ class SkillTrainer(Trainer):
         super().__init__(ctx, TrainerConfig.from_cfg(cfg), agent, runner, logger, vis, get(cfg, "init_ckpt_path", None),
                          rng=rng)
         self.c = c
-        self.rng = rng
         self.data_path = get(r, "pretrain.data_path", None)
         self.generate_data = get_optional_bool(r, "pretrain.generate_data")
         self.split = float(get(r, "pretrain.split.train", 0.99))
@@ -154,9 +153,10 @@ class SkillTrainer(Trainer):
         with Progress("pre-training", t.pretrain_max_global_step, step, bar=t.progress_bar) as progress, \
                 STOPS.deferred():
             while step < t.pretrain_max_global_step:
-                for i in range(c.pretrain_train_iter):
-                    info = agent.pretrain_step(train_buf.sample(c.pretrain_batch_size, seq_len))
-                    self.check_finite(info, step + 1, f"pre-training update {i + 1} of {c.pretrain_train_iter}")
+                infos = [agent.pretrain_step(train_buf.sample(c.pretrain_batch_size, seq_len))
+                         for _ in range(c.pretrain_train_iter)]
+                self.check_finite(infos, step + 1, f"pre-training update {{i}} of {c.pretrain_train_iter}")
+                for info in infos:
                     loop.add(info)
                 step = self.step = step + 1
                 progress.update(step)

@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 from rolf.errors import UserError
+from rolf.utils.files import write_text_atomic
 from rolf.utils.logger import Logger, setup_console_logging
 
 
@@ -102,11 +103,5 @@ def record_run(ctx: RunContext, cfg: Any) -> None:
     order."""
     ctx.log_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    _write_atomic(ctx.log_dir / f"params_{stamp}.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    _write_atomic(ctx.log_dir / f"cmd_{stamp}.sh", f"cd {shlex.quote(os.getcwd())}\n{ctx.command}\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(ctx.log_dir / f"params_{stamp}.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(ctx.log_dir / f"cmd_{stamp}.sh", f"cd {shlex.quote(os.getcwd())}\n{ctx.command}\n")

@@ -30,8 +30,9 @@ log = logging.getLogger("skimo")
 # Keys that may change between the starts of one run without changing what it computes: the budgets, what is
 # logged and how often, checkpoint cadences, where it runs (on another device or thread count the run continues the
 # same experiment, not bit for bit), and how it is started.
+BUDGET_KEYS = ("rolf.max_global_step", "rolf.pretrain.max_global_step")
 MAY_DIFFER = frozenset({
-    "rolf.max_global_step", "rolf.pretrain.max_global_step",
+    *BUDGET_KEYS,
     "rolf.log_every", "rolf.pretrain.log_every", "rolf.ckpt_every", "rolf.pretrain.ckpt_every", "ckpt_every_minutes",
     "wandb", "wandb_entity", "wandb_project", "notes", "progress_bar", "debug_traceback", "record_video",
     "gpu", "num_threads", "init_ckpt_path", "resume", "log_root_dir", "is_train", "rolf.pretrain.generate_data",
@@ -94,10 +95,10 @@ def check_identity(log_dir: Path, ckpt_dir: Path, current: dict, mode: str) -> N
         return
     diffs = config_differences(recorded, current)
     if not diffs:
-        for key in sorted(MAY_DIFFER):
-            old, new = flatten(recorded).get(key), flatten(current).get(key)
-            if old != new and key.endswith("max_global_step"):
-                log.info("resuming %s with %s %s (was %s)", log_dir, key, new, old)
+        old, new = flatten(recorded), flatten(current)
+        for key in BUDGET_KEYS:
+            if old.get(key) != new.get(key):
+                log.info("resuming %s with %s %s (was %s)", log_dir, key, new.get(key), old.get(key))
         return
     if mode == "force":
         log.warning("resume=force: continuing %s from %s with %d changed keys: %s", log_dir, newest.name, len(diffs),

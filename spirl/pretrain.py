@@ -52,10 +52,10 @@ from rolf.utils.checkpoint import (
     load_module_state,
     save_checkpoint,
 )
-from rolf.utils.guards import first_non_finite
+from rolf.utils.guards import diverged_message, first_non_finite
 from rolf.utils.logger import truncate_metrics
 from rolf.utils.progress import Progress
-from rolf.utils.signals import STOPS, signal_label
+from rolf.utils.signals import STOPS, stopped_line
 from spirl.model import ENV_PRIORS, SPiRLConfig, SPiRLModel
 
 log = logging.getLogger("skimo")
@@ -288,10 +288,9 @@ def pretrain(cfg: PretrainConfig, model_overrides: dict[str, Any] | None = None,
                 info["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.init_grad_clip).detach()
             bad = first_non_finite(info)
             if bad is not None:
-                kept = latest_checkpoint(out / WEIGHTS_DIR)
-                raise PretrainError(f"non-finite {bad[0]} ({bad[1]}) at step {step + 1}: the run stopped without "
-                                    f"saving; " + (f"its last good checkpoint is {kept}" if kept else
-                                                   "no checkpoint had been saved"))
+                _, key, value = bad
+                raise PretrainError(diverged_message(key, value, f"at step {step + 1}",
+                                                     latest_checkpoint(out / WEIGHTS_DIR)))
             optim.step()
             step += 1
             progress.update(step)
@@ -311,8 +310,8 @@ def pretrain(cfg: PretrainConfig, model_overrides: dict[str, Any] | None = None,
                 path = _save(out, cfg.env, step, model, optim, rng, infos, reason)
                 last_saved, saved_at = step, time.monotonic()
                 if stop is not None:
-                    raise RunInterrupted(f"interrupted ({signal_label(stop)}) at SPiRL prior pre-training step "
-                                         f"{step:,}; saved {path}; resume with: {cfg.command}", exit_code=128 + stop)
+                    raise RunInterrupted(stopped_line(stop, f"SPiRL prior pre-training step {step:,}", path, cfg.command),
+                                         exit_code=128 + stop)
     if last_saved != step or latest_checkpoint(out / WEIGHTS_DIR) is None:
         _save(out, cfg.env, step, model, optim, rng, infos, "final")
     return out / WEIGHTS_DIR / ckpt_name(cfg.env, step)

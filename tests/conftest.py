@@ -14,6 +14,19 @@ from run import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A job started in the background inherits SIGINT ignored (as CI's may be): restore Python's handler first, as an
+# interactive terminal has it, then run the command exactly as `python <script> <args>` would.
+LAUNCH = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "sys.path.insert(0, {root!r}); sys.argv = [{script!r}] + sys.argv[1:]; "
+          "runpy.run_path({script!r}, run_name='__main__')")
+
+
+def cli_command(script: str, *args: str) -> list[str]:
+    """argv that runs `python <script> <args>` from the repo root as a user's terminal would (SIGINT handled)."""
+    import sys
+
+    return [sys.executable, "-c", LAUNCH.format(root=str(ROOT), script=str(ROOT / script)), *args]
+
 
 # ---------------------------------------------------------------- fixtures made by running the original SkiMo code
 @dataclass(frozen=True)

@@ -11,20 +11,16 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, cli_command
 from resume_helpers import assert_same_rows, checkpoint_differences, metrics_rows
 
 from rolf.utils.checkpoint import latest_checkpoint, load_checkpoint, parse_step
 
-# As in test_run_cli: a job started in the background inherits SIGINT ignored; run the script as `python run.py`.
-LAUNCH = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-          "sys.path.insert(0, {root!r}); sys.argv = [{script!r}] + sys.argv[1:]; runpy.run_path({script!r}, run_name='__main__')")
-RUN = [sys.executable, "-c", LAUNCH.format(root=str(ROOT), script=str(ROOT / "run.py"))]
+RUN = cli_command("run.py")  # `python run.py`, as a terminal runs it
 
 
 class Job:

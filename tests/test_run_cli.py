@@ -7,22 +7,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, TINY
-
-# A job started in the background inherits SIGINT ignored (as CI's may be): restore Python's handler first, as an
-# interactive terminal has it, then run the command exactly as `python <script> <args>` would.
-LAUNCH = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-          "sys.path.insert(0, {root!r}); sys.argv = [{script!r}] + sys.argv[1:]; runpy.run_path({script!r}, run_name='__main__')")
-
-
-def command(script: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", LAUNCH.format(root=str(ROOT), script=str(ROOT / script)), *args]
+from conftest import cli_command as command
 
 
 def run_cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -77,8 +67,9 @@ def test_a_mistyped_data_path_is_an_error_and_nothing_is_generated(tmp_path):
 def test_generate_data_true_generates_at_another_path(tmp_path, monkeypatch):
     """The explicit flag: a dataset is made at a non-default path and trained on (the generator is shrunk to a
     few short trajectories; it is tested in tests/d4rl)."""
-    import run
     from conftest import compose_cfg
+
+    import run
     from d4rl.generate import generate_maze_dataset
     from envs import EnvSpec, get_env_spec
 

@@ -173,8 +173,9 @@ def test_first_non_finite_names_the_first_bad_value():
 
     assert first_non_finite({"a": torch.tensor(1.0), "b": 2.0}) is None
     assert first_non_finite({"a": torch.tensor(1.0), "grad_norm": torch.tensor(float("inf")),
-                             "c": torch.tensor([0.0, float("nan")])}) == ("grad_norm", float("inf"))
-    assert first_non_finite({"c": torch.tensor([0.0, float("nan")])})[0] == "c"
+                             "c": torch.tensor([0.0, float("nan")])}) == (0, "grad_norm", float("inf"))
+    assert first_non_finite({"c": torch.tensor([0.0, float("nan")])})[1] == "c"
+    assert first_non_finite([{"a": 1.0}, {"a": 2.0, "b": float("nan")}])[:2] == (1, "b")  # a list: which update
 
 
 def test_evaluation_of_a_run_logs_apart_and_leaves_the_run_as_it_was(maze_data, tmp_path):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rolf.errors import UserError
+from rolf.utils.files import atomic_path
 from rolf.utils.safe_pickle import ForbiddenGlobal, safe_load
 
 KEYS = ("obs", "actions", "dones")
@@ -152,16 +153,9 @@ def _canonical(traj: dict[str, Any]) -> dict[str, Any]:
 
 def save_trajectories(path: str | os.PathLike, trajs: list[dict[str, np.ndarray]]) -> None:
     """Writes items in the container format atomically (`<path>.tmp-<pid>` beside it, then `os.replace`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:  # reproducible bytes
-            pickle.dump([_canonical(t) for t in trajs], f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:  # reproducible bytes
+        pickle.dump([_canonical(t) for t in trajs], f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def split_at_dones(obs: np.ndarray, actions: np.ndarray, dones: np.ndarray) -> list[dict[str, np.ndarray]]:

@@ -26,11 +26,11 @@ from rolf.main import RunContext
 from rolf.run_dir import resume_path
 from rolf.utils import rng as rng_util
 from rolf.utils.checkpoint import ckpt_name, load_checkpoint, parse_step, remove_stale_temporaries, save_checkpoint
-from rolf.utils.guards import first_non_finite
+from rolf.utils.guards import diverged_message, first_non_finite
 from rolf.utils.logger import Logger, truncate_metrics
 from rolf.utils.progress import Progress, every
 from rolf.utils.schedule import Every
-from rolf.utils.signals import STOPS, signal_label
+from rolf.utils.signals import STOPS, stopped_line
 
 log = logging.getLogger("skimo")
 
@@ -101,7 +101,7 @@ class Trainer:
         self._saved_step: int | None = None  # the step of the newest checkpoint of this run
         self._saved_path: Path | None = None
         self._saved_at = time.monotonic()
-        self._clock_ckpt: Path | None = None  # the newest safety checkpoint (replaced by the next one)
+        self._safety_ckpt: Path | None = None  # the newest safety checkpoint (replaced by the next one)
         self._loop_state_from_checkpoint: dict | None = None
 
     @property
@@ -124,9 +124,9 @@ class Trainer:
                  "rng": rng_util.capture(self.generators(), self.ctx.device), "runner": self.runner.state_dict(),
                  "loop": self.loop.state_dict() if self.loop is not None else None, "reason": reason}
         path = save_checkpoint(self.ctx.ckpt_dir / ckpt_name(self.ctx.env, step), state)
-        if self._clock_ckpt is not None and self._clock_ckpt != path and self._clock_ckpt.exists():
-            self._clock_ckpt.unlink()
-        self._clock_ckpt = path if reason in SAFETY_REASONS else None
+        if self._safety_ckpt is not None and self._safety_ckpt != path and self._safety_ckpt.exists():
+            self._safety_ckpt.unlink()
+        self._safety_ckpt = path if reason in SAFETY_REASONS else None
         self._saved_step, self._saved_path, self._saved_at = int(step), path, time.monotonic()
         log.info("saved checkpoint %s", path)
         return path
@@ -159,7 +159,7 @@ class Trainer:
             rng_util.restore(ckpt["rng"], self.generators())
         self._saved_step, self._saved_path, self._saved_at = step, Path(path), time.monotonic()
         if ckpt.get("reason") in SAFETY_REASONS and Path(path).parent == self.ctx.ckpt_dir:
-            self._clock_ckpt = Path(path)  # replaced by this run's next checkpoint, as if this process had written it
+            self._safety_ckpt = Path(path)  # replaced by this run's next checkpoint, as if this process had written it
         if truncate:
             self._truncate_metrics(step)
         log.info("resumed from %s at step %s", path, f"{step:,}")
@@ -180,16 +180,16 @@ class Trainer:
             log.info("%s: dropped %d rows %s (the run logs them again)", self.logger.metrics_path, dropped, where)
 
     # ---------------------------------------------------------------- guards and stops
-    def check_finite(self, info: dict[str, Any], step: int, what: str) -> None:
-        """Stop the run when a loss or gradient norm of `info` is NaN/inf: nothing of the broken state is saved."""
-        bad = first_non_finite(info) if info else None
+    def check_finite(self, infos: dict[str, Any] | list[dict[str, Any]], step: int, what: str) -> None:
+        """Stop the run when a loss or gradient norm of an update's info (or of a list of updates' infos, checked in
+        one pass) is NaN/inf: nothing of the broken state is saved. `what` names the update; with a list, "{i}" in
+        it is replaced by the failing update's number (1-based)."""
+        bad = first_non_finite(infos) if infos else None
         if bad is None:
             return
-        key, value = bad
-        kept = (f"its last good checkpoint is {self._saved_path}" if self._saved_path is not None
-                else "no checkpoint had been saved")
-        raise TrainingDiverged(f"non-finite {key} ({value}) in {what} at {self.phase_name} step {step:,} of "
-                               f"{self.ctx.run_name}: the run stopped without saving; {kept}")
+        i, key, value = bad
+        where = f"in {what.format(i=i + 1)} at {self.phase_name} step {step:,} of {self.ctx.run_name}"
+        raise TrainingDiverged(diverged_message(key, value, where, self._saved_path))
 
     def safe_point(self, step: int) -> None:
         """Called after each iteration's update, logging and scheduled checkpoint: a pending stop signal writes a
@@ -198,17 +198,15 @@ class Trainer:
         if STOPS.requested is not None:
             signum = STOPS.requested
             path = self.save_once(step, "signal")
-            raise RunInterrupted(f"interrupted ({signal_label(signum)}) at {self.phase_name} step {step:,} of "
-                                 f"{self.ctx.run_name}; saved {path}; resume with: {self.ctx.command}",
-                                 exit_code=128 + signum)
+            raise RunInterrupted(stopped_line(signum, f"{self.phase_name} step {step:,} of {self.ctx.run_name}", path,
+                                              self.ctx.command), exit_code=128 + signum)
         minutes = self.tcfg.ckpt_every_minutes
         if minutes > 0 and time.monotonic() - self._saved_at >= 60.0 * minutes:
             self.save_once(step, "clock")
 
     def finish(self, step: int) -> None:
-        """The final checkpoint, unless this step's was just written."""
-        if not (self.ctx.ckpt_dir / ckpt_name(self.ctx.env, step)).exists():
-            self.save(step, "final")
+        """The final checkpoint, unless this step's was just written (or resumed from)."""
+        self.save_once(step, "final")
 
     # ---------------------------------------------------------------- RL loop
     def train(self) -> int:

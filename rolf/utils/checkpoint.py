@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from rolf.errors import UserError
+from rolf.utils.files import atomic_path
 
 _CKPT_RE = re.compile(r"_(\d+)\.pt$")
 
@@ -52,14 +52,8 @@ def remove_stale_temporaries(ckpt_dir: str | Path) -> None:
 def save_checkpoint(path: str | Path, obj: Any) -> Path:
     """torch.save to `<path>.tmp-<pid>` then os.replace: a crash never leaves a half-written checkpoint."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rolf.utils.files import write_text_atomic
+
 log = logging.getLogger("skimo")
 
 
@@ -42,9 +44,7 @@ def truncate_metrics(path: str | Path, step: int) -> int:
         else:
             dropped += 1
     if dropped:
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(f"{line}\n" for line in kept))
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(f"{line}\n" for line in kept))
     return dropped
 
 

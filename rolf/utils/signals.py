@@ -25,6 +25,11 @@ def signal_label(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
+def stopped_line(signum: int, where: str, saved, command: str) -> str:
+    """The one line a run ends with after a stop signal made it checkpoint at `where`."""
+    return f"interrupted ({signal_label(signum)}) at {where}; saved {saved}; resume with: {command}"
+
+
 class StopRequested(KeyboardInterrupt):
     """A stop signal arrived where no checkpoint can be written (or a second one arrived)."""
 
